@@ -1,0 +1,298 @@
+"""Fashion-MNIST (and CIFAR-10) through ``torchvision.datasets``, offline or online.
+
+Where the data comes from, in this order (``source="full"``):
+
+1. ``root=`` passed to the function: a folder holding the four original ``*-ubyte.gz`` files, or torchvision's own
+   layout ``root/FashionMNIST/raw/``;
+2. the folder named by the environment variable ``ALEXNET_FASHION_MNIST``;
+3. ``/usr/share/datasets/fashion-mnist``, where Debian's package ``dataset-fashion-mnist`` installs the files;
+4. ``torchvision.datasets.FashionMNIST(..., download=True)`` into ``root`` (or the cache folder), for readers online.
+
+``source="sample"`` reads the small stratified sample shipped inside this package (5,000 training and 1,000 test
+images, 500 and 100 per class, drawn reproducibly from the real data by :func:`make_sample`). Every file is checked
+against its MD5 before use; a missing, truncated or altered file raises :class:`DataError` saying which file, what
+was expected and how to fix it. Nothing ever falls back silently from the full set to the sample.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+
+import torch
+import torchvision
+from torch.utils.data import DataLoader, Subset
+from torchvision import transforms
+
+from .profiles import get_profile
+
+__all__ = ["DataError", "CLASSES", "FILES", "DEBIAN_DIR", "ENV_VAR", "SAMPLE_DIR", "class_names",
+           "find_fashion_mnist", "fashion_mnist", "load_data_fashion_mnist", "load_tensors", "load_data_cifar10",
+           "make_sample", "read_idx"]
+
+CLASSES = {
+    "en": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "zh": ["T恤", "裤子", "套衫", "连衣裙", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"],
+}
+# The four files and their MD5 sums, as torchvision knows them (the original Zalando release).
+FILES = dict(torchvision.datasets.FashionMNIST.resources)
+# MD5 of the unpacked files (the images themselves), which do not change when an archive is recompressed.
+CONTENT_MD5 = {
+    "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+ENV_VAR = "ALEXNET_FASHION_MNIST"
+SAMPLE_DIR = Path(__file__).with_name("sample")
+MEAN, STD = 0.2860, 0.3530  # of the Fashion-MNIST training images, in [0, 1]
+
+_HOW_TO_GET = (
+    "How to get the full data set: on Debian/Ubuntu run `sudo apt-get install dataset-fashion-mnist` "
+    f"(installs to {DEBIAN_DIR}); or download the four files {sorted(FILES)} from "
+    "https://github.com/zalandoresearch/fashion-mnist into a folder and set "
+    f"{ENV_VAR}=/that/folder (or pass root=); or run online, where torchvision downloads them. "
+    "For a quick run on the bundled sample use source='sample' (ALEXNET_PROFILE=quick)."
+)
+
+
+class DataError(RuntimeError):
+    """The data set is missing or damaged; the message says which file and how to fix it."""
+
+
+def class_names(lang: str = "en") -> list[str]:
+    """The ten Fashion-MNIST class names in English (``"en"``) or Chinese (``"zh"``)."""
+    return CLASSES[lang]
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("ALEXNET_CACHE", Path.home() / ".cache" / "alexnet_lib"))
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sample_sums() -> dict[str, str]:
+    return json.loads((SAMPLE_DIR / "MD5SUMS.json").read_text())
+
+
+def _has_files(folder: Path) -> bool:
+    return all((folder / f).exists() for f in FILES)
+
+
+def find_fashion_mnist(root: str | os.PathLike | None = None) -> Path | None:
+    """The first folder, in the documented order, that holds the four ``.gz`` files; ``None`` if there is none."""
+    candidates = []
+    if root is not None:
+        candidates += [Path(root), Path(root) / "FashionMNIST" / "raw"]
+    if os.environ.get(ENV_VAR):
+        candidates.append(Path(os.environ[ENV_VAR]))
+    candidates.append(DEBIAN_DIR)
+    return next((c for c in candidates if _has_files(c)), None)
+
+
+def _verify_and_extract(folder: Path, what: str, tag: str, gz_sums: dict[str, str],
+                        content_sums: dict[str, str] | None = None) -> Path:
+    """Check the four ``.gz`` files in ``folder`` and unpack them into a cache root in torchvision's layout.
+
+    A file passes if its ``.gz`` has the expected MD5, or (for the full set) if its unpacked content has: Debian's
+    package recompresses the original archives, which changes the ``.gz`` but not the images.
+    """
+    for name in gz_sums:
+        if not (folder / name).exists():
+            raise DataError(f"{what}: {folder / name} is missing. {_HOW_TO_GET}")
+    found_gz = {name: _md5(folder / name) for name in gz_sums}
+    root = _cache_dir() / tag
+    raw = root / "FashionMNIST" / "raw"
+    stamp = raw / "SOURCE.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == found_gz:
+        return root  # unpacked and checked before, from these very files
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in gz_sums:
+        path, target = folder / name, raw / name[:-3]
+        tmp = tempfile.NamedTemporaryFile(dir=raw, delete=False)
+        h = hashlib.md5()
+        try:
+            with gzip.open(path) as src, tmp:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    h.update(block)
+                    tmp.write(block)
+        except (EOFError, OSError) as e:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise DataError(f"{what}: {path} cannot be unpacked ({e}); it is probably truncated "
+                            f"(size {path.stat().st_size:,} bytes). Delete it and get it again. {_HOW_TO_GET}") from e
+        ok = found_gz[name] == gz_sums[name] or (content_sums is not None and h.hexdigest() == content_sums[name])
+        if not ok:
+            Path(tmp.name).unlink(missing_ok=True)
+            expected = gz_sums[name] + (f" (or unpacked: {content_sums[name]})" if content_sums else "")
+            raise DataError(f"{what}: {path} is damaged or not the original file: size {path.stat().st_size:,} "
+                            f"bytes, MD5 {found_gz[name]} (unpacked: {h.hexdigest()}), expected {expected}. "
+                            f"Delete it and get it again. {_HOW_TO_GET}")
+        os.replace(tmp.name, target)
+    stamp.write_text(json.dumps(found_gz))
+    return root
+
+
+def _torchvision_root(source: str, root: str | os.PathLike | None, download: bool) -> Path:
+    """A folder that ``torchvision.datasets.FashionMNIST(root=...)`` can read, for ``source`` 'sample' or 'full'."""
+    if source == "sample":
+        return _verify_and_extract(SAMPLE_DIR, "the bundled Fashion-MNIST sample", "fashion-mnist-sample",
+                                   _sample_sums())
+    if source != "full":
+        raise ValueError(f"source must be 'sample' or 'full', not {source!r}")
+    folder = find_fashion_mnist(root)
+    if folder is not None:
+        return _verify_and_extract(folder, "Fashion-MNIST", "fashion-mnist-full", FILES, CONTENT_MD5)
+    target = Path(root) if root is not None else _cache_dir() / "download"
+    if not download:
+        raise DataError(f"Fashion-MNIST not found (looked in root={root}, ${ENV_VAR}="
+                        f"{os.environ.get(ENV_VAR)}, {DEBIAN_DIR}) and download=False. {_HOW_TO_GET}")
+    try:  # the online path, exactly as in torchvision's documentation
+        torchvision.datasets.FashionMNIST(root=target, train=True, download=True)
+        torchvision.datasets.FashionMNIST(root=target, train=False, download=True)
+    except (OSError, RuntimeError) as e:
+        raise DataError(f"Fashion-MNIST not found (looked in root={root}, ${ENV_VAR}={os.environ.get(ENV_VAR)}, "
+                        f"{DEBIAN_DIR}) and the download into {target} failed ({e}). {_HOW_TO_GET}") from e
+    return target
+
+
+def fashion_mnist(train: bool, transform=None, *, source: str | None = None,
+                  root: str | os.PathLike | None = None, download: bool = True):
+    """One split of Fashion-MNIST as a ``torchvision.datasets.FashionMNIST`` (``source`` defaults to the profile's)."""
+    source = source or get_profile().source
+    folder = _torchvision_root(source, root, download)
+    ds = torchvision.datasets.FashionMNIST(root=folder, train=train, transform=transform, download=False)
+    ds.source = source
+    return ds
+
+
+def _limit(ds, n: int | None, seed: int):
+    """The first ``n`` images of a fixed random permutation (stratified enough at these sizes; reproducible)."""
+    if n is None or n >= len(ds):
+        return ds
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
+    return Subset(ds, idx.tolist())
+
+
+def load_data_fashion_mnist(batch_size: int, resize: int | None = None, *, source: str | None = None,
+                            root: str | os.PathLike | None = None, augment=None, normalize: bool = False,
+                            channels: int = 1, train_limit: int | None = -1, test_limit: int | None = -1,
+                            num_workers: int | None = None, download: bool = True, seed: int = 0):
+    """Fashion-MNIST as two DataLoaders ``(train_iter, test_iter)``, like d2l's function of the same name.
+
+    Args:
+        batch_size: images per batch.
+        resize: side to resize the 28x28 images to (``None`` keeps 28).
+        source: ``"sample"`` or ``"full"`` (default: the profile's).
+        augment: an optional transform applied to training images before ``ToTensor`` (see :mod:`.augment`).
+        normalize: subtract the data set's mean and divide by its standard deviation.
+        channels: 3 replicates the grey channel (for models built for RGB input).
+        train_limit, test_limit: use only this many images (default ``-1``: the profile's limits; ``None``: all).
+    """
+    profile = get_profile()
+    train_limit = profile.train_limit if train_limit == -1 else train_limit
+    test_limit = profile.test_limit if test_limit == -1 else test_limit
+    num_workers = profile.num_workers if num_workers is None else num_workers
+    common = [transforms.ToTensor()]
+    if resize:
+        common.insert(0, transforms.Resize(resize, antialias=True))
+    if channels == 3:
+        common.insert(0, transforms.Grayscale(num_output_channels=3))
+    if normalize:
+        common.append(transforms.Normalize([MEAN] * channels, [STD] * channels))
+    train_tf = transforms.Compose(([augment] if augment is not None else []) + common)
+    test_tf = transforms.Compose(common)
+    train = _limit(fashion_mnist(True, train_tf, source=source, root=root, download=download), train_limit, seed)
+    test = _limit(fashion_mnist(False, test_tf, source=source, root=root, download=download), test_limit, seed)
+    g = torch.Generator().manual_seed(seed)
+    kw = dict(num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+    return (DataLoader(train, batch_size, shuffle=True, generator=g, drop_last=False, **kw),
+            DataLoader(test, batch_size, shuffle=False, **kw))
+
+
+def load_tensors(*, source: str | None = None, root: str | os.PathLike | None = None, download: bool = True):
+    """The raw uint8 images (N, 28, 28) and int64 labels: ``(x_train, y_train, x_test, y_test)``.
+
+    Used by the GPU-resident data path, which moves these 55 MB to the GPU once and does everything else there.
+    """
+    train = fashion_mnist(True, source=source, root=root, download=download)
+    test = fashion_mnist(False, source=source, root=root, download=download)
+    return train.data, train.targets, test.data, test.targets
+
+
+def load_data_cifar10(batch_size: int, resize: int | None = None, *, root: str | os.PathLike = "~/.cache/alexnet_lib",
+                      augment=None, num_workers: int = 4, download: bool = True):
+    """CIFAR-10 (50k/10k RGB 32x32) through ``torchvision.datasets.CIFAR10(download=True)``, for readers online."""
+    root = Path(root).expanduser()
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    common = ([transforms.Resize(resize, antialias=True)] if resize else []) + [
+        transforms.ToTensor(), transforms.Normalize(mean, std)]
+    try:
+        train = torchvision.datasets.CIFAR10(root, train=True, download=download, transform=transforms.Compose(
+            ([augment] if augment is not None else []) + common))
+        test = torchvision.datasets.CIFAR10(root, train=False, download=download,
+                                            transform=transforms.Compose(common))
+    except (OSError, RuntimeError) as e:
+        raise DataError(f"CIFAR-10 could not be loaded from or downloaded into {root} ({e}). It needs the internet "
+                        "once (about 170 MB); offline, the course's recorded runs use Fashion-MNIST instead.") from e
+    return (DataLoader(train, batch_size, shuffle=True, num_workers=num_workers),
+            DataLoader(test, batch_size, shuffle=False, num_workers=num_workers))
+
+
+# --- the bundled sample -------------------------------------------------------------------------------------------
+
+def read_idx(path: str | os.PathLike) -> torch.Tensor:
+    """Read an IDX file (gzipped or not) into a uint8 tensor."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    return torch.frombuffer(bytearray(data[4 + 4 * ndim:]), dtype=torch.uint8).reshape(shape)
+
+
+def _write_idx(path: Path, t: torch.Tensor) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, t.dim()) + struct.pack(f">{t.dim()}I", *t.shape)
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+        f.write(header + t.contiguous().numpy().tobytes())
+
+
+def make_sample(out_dir: str | os.PathLike = SAMPLE_DIR, per_class_train: int = 500, per_class_test: int = 100,
+                root: str | os.PathLike | None = None, seed: int = 0) -> dict[str, str]:
+    """Draw the stratified sample from the full data set (found as in :func:`find_fashion_mnist`) and write it.
+
+    The same seed and source files give byte-identical output (the gzip timestamp is fixed), so the sample in the
+    package can be checked against its source with one command: ``python -m alexnet_lib sample --check``.
+    """
+    folder = find_fashion_mnist(root)
+    if folder is None:
+        raise DataError(f"make_sample needs the full data set. {_HOW_TO_GET}")
+    _verify_and_extract(folder, "Fashion-MNIST", "fashion-mnist-full", FILES, CONTENT_MD5)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(seed)
+    for split, per_class in (("train", per_class_train), ("t10k", per_class_test)):
+        x = read_idx(folder / f"{split}-images-idx3-ubyte.gz")
+        y = read_idx(folder / f"{split}-labels-idx1-ubyte.gz")
+        picks = []
+        for c in range(10):
+            idx = (y == c).nonzero().flatten()
+            picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+        keep = torch.cat(picks)
+        keep = keep[torch.randperm(len(keep), generator=g)]  # interleave the classes
+        _write_idx(out / f"{split}-images-idx3-ubyte.gz", x[keep])
+        _write_idx(out / f"{split}-labels-idx1-ubyte.gz", y[keep])
+    sums = {name: _md5(out / name) for name in FILES}
+    (out / "MD5SUMS.json").write_text(json.dumps(sums, indent=1) + "\n")
+    return sums

@@ -1,0 +1,80 @@
+"""Recorded runs: histories saved as JSON, written atomically, and found again by name.
+
+A history is a plain dict (see :func:`alexnet_lib.train.train`): settings, device, torch version, date, and one
+record per epoch. Full GPU runs of the course are committed under ``book/runs/``; chapters load them with
+:func:`load` and plot them with :func:`alexnet_lib.plot.plot_runs`, which writes the provenance on the figure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "RUNS_DIR", "load", "available"]
+
+RUNS_DIR = Path(__file__).resolve().parent.parent / "book" / "runs"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_json(obj: Any, path: str | os.PathLike) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _runs_dir(root: str | os.PathLike | None) -> Path:
+    if root is not None:
+        return Path(root)
+    for candidate in (Path.cwd() / "runs", Path.cwd().parent / "runs", RUNS_DIR):  # book/, book/zh/, the repo
+        if candidate.is_dir():
+            return candidate
+    return RUNS_DIR
+
+
+def load(name: str, root: str | os.PathLike | None = None) -> dict:
+    """Load the recorded run ``name`` (e.g. ``"ch03/relu"``) from ``book/runs/name.json``."""
+    path = _runs_dir(root) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no recorded run {name!r} at {path}; recorded runs: {available(root)}")
+    return load_json(path)
+
+
+def available(root: str | os.PathLike | None = None) -> list[str]:
+    """Names of all recorded runs."""
+    base = _runs_dir(root)
+    return sorted(str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.json"))
