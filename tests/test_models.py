@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from alexnet_lib import models
+from alexnet_lib.trace import ShapeError
+
+count = lambda m: sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("builder, kwargs, params", [
+    ("lenet", {}, 61_706),
+    ("d2l_alexnet", {}, 46_764_746),                                   # d2l's AlexNet, 1x224x224, 10 classes
+    ("paper_alexnet", {"in_channels": 3, "num_classes": 1000}, 60_965_224),
+    ("torchvision_alexnet", {"in_channels": 3, "num_classes": 1000}, 61_100_840),
+    ("half_alexnet", {}, 11_706_730),
+])
+def test_parameter_counts(builder, kwargs, params):
+    assert count(models.build_model(builder, **kwargs)) == params
+
+
+def test_torchvision_alexnet_is_torchvisions():
+    import torchvision
+    assert count(models.torchvision_alexnet()) == count(torchvision.models.alexnet())
+
+
+def test_paper_alexnet_has_lrn_and_two_gpu_groups():
+    net = models.paper_alexnet()
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.groups for c in convs] == [1, 2, 1, 2, 2]
+    lrn = [m for m in net.features if isinstance(m, torch.nn.LocalResponseNorm)]
+    assert len(lrn) == 2 and lrn[0].size == 5 and lrn[0].k == 2.0 and lrn[0].beta == 0.75
+
+
+@pytest.mark.parametrize("builder, shape, out", [
+    ("lenet", (2, 1, 28, 28), (2, 10)),
+    ("d2l_alexnet", (2, 1, 224, 224), (2, 10)),
+    ("paper_alexnet", (1, 3, 227, 227), (1, 1000)),
+    ("torchvision_alexnet", (1, 3, 224, 224), (1, 1000)),
+])
+def test_forward_shapes(builder, shape, out):
+    net = models.build_model(builder).eval()
+    with torch.no_grad():
+        assert net(torch.randn(*shape)).shape == out
+
+
+def test_in_channels_and_classes_are_knobs():
+    for name in ["d2l_alexnet", "half_alexnet", "paper_alexnet", "torchvision_alexnet"]:
+        net = models.build_model(name, in_channels=3, num_classes=7).eval()
+        size = net.image_size
+        with torch.no_grad():
+            assert net(torch.randn(1, 3, size, size)).shape == (1, 7)
+
+
+def test_quick_profile_side_keeps_the_conv_stack():
+    small, big = models.d2l_alexnet(image_size=96), models.d2l_alexnet()
+    conv = lambda m: [tuple(p.shape) for p in m.features.parameters()]
+    assert conv(small) == conv(big)
+    assert small.classifier[0].in_features == 256 and big.classifier[0].in_features == 6400
+
+
+@pytest.mark.parametrize("shape, layer", [((1, 1, 28, 28), "features.5"), ((1, 3, 224, 224), "features.0"),
+                                          ((1, 1, 96, 96), "classifier.0")])
+def test_wrong_input_names_layer_and_smallest_size(shape, layer):
+    with pytest.raises(ShapeError) as e:
+        models.d2l_alexnet()(torch.randn(*shape))
+    msg = str(e.value)
+    assert f"layer {layer}" in msg and str(shape) in msg and "smallest valid input: 1x193x193" in msg
+
+
+def test_unknown_names():
+    with pytest.raises(ValueError, match="unknown model"):
+        models.build_model("vgg")
+    with pytest.raises(ValueError, match="unknown activation"):
+        models.d2l_alexnet(activation="swish")

@@ -1,0 +1,54 @@
+"""The zh and en notebooks are twins: same file names, same code cells, each linking to the other."""
+import json
+from pathlib import Path
+
+import pytest
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
+NAMES = sorted(p.stem for p in (BOOK / "src").glob("*.nbpy"))
+
+
+def cells(lang, name):
+    return json.loads((BOOK / lang / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
+
+
+def test_same_notebooks_in_both_languages():
+    zh = sorted(p.stem for p in (BOOK / "zh").glob("*.ipynb"))
+    en = sorted(p.stem for p in (BOOK / "en").glob("*.ipynb"))
+    assert zh == en == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_code_cells_identical(name):
+    code = {lang: ["".join(c["source"]) for c in cells(lang, name) if c["cell_type"] == "code"] for lang in ("zh", "en")}
+    assert code["zh"] == code["en"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebooks_match_their_source(name):
+    """A notebook edited by hand (instead of its book/src source) would drift from its twin: rebuild it."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_notebooks", BOOK / "make_notebooks.py")
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+    src = mk.parse(BOOK / "src" / f"{name}.nbpy")
+    for lang in ("zh", "en"):
+        expected = ["".join(c["source"]) for c in mk.build(name, lang, src).cells]
+        assert ["".join(c["source"]) for c in cells(lang, name)] == expected, \
+            f"book/{lang}/{name}.ipynb differs from book/src/{name}.nbpy: run python book/make_notebooks.py {name}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_twin_links(name):
+    for lang, other in (("zh", "en"), ("en", "zh")):
+        first = "".join(cells(lang, name)[0]["source"])
+        assert f"../{other}/{name}.ipynb" in first
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_outputs_stored_from_a_real_run(name):
+    """Every code cell that prints or plots has stored outputs (made by make_notebooks.py, checked by nbval)."""
+    for lang in ("zh", "en"):
+        code = [c for c in cells(lang, name) if c["cell_type"] == "code" and "remove-cell" not in c["metadata"].get("tags", [])]
+        assert code and all(c.get("execution_count") for c in code), f"{lang}/{name} was not executed"
+        assert not any(o.get("output_type") == "error" for c in code for o in c["outputs"]), f"{lang}/{name} has errors"
