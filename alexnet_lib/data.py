@@ -22,6 +22,7 @@ import os
 import shutil
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 from .profiles import get_profile
+from .runs import atomic_write_text
 
 __all__ = ["DataError", "CLASSES", "FILES", "DEBIAN_DIR", "ENV_VAR", "SAMPLE_DIR", "class_names",
            "find_fashion_mnist", "fashion_mnist", "load_data_fashion_mnist", "load_tensors", "load_data_cifar10",
@@ -60,6 +62,10 @@ _HOW_TO_GET = (
     f"{ENV_VAR}=/that/folder (or pass root=); or run online, where torchvision downloads them. "
     "For a quick run on the bundled sample use source='sample' (ALEXNET_PROFILE=quick)."
 )
+_FIX_FULL = "Delete it and get it again. " + _HOW_TO_GET
+_FIX_SAMPLE = ("The sample is part of the package: restore it with `git checkout alexnet_lib/sample` in the "
+               "repository, or reinstall the package (see the README); or draw it again from the full data set with "
+               "`python -m alexnet_lib sample`.")
 
 
 class DataError(RuntimeError):
@@ -87,31 +93,38 @@ def _sample_sums() -> dict[str, str]:
     return json.loads((SAMPLE_DIR / "MD5SUMS.json").read_text())
 
 
-def _has_files(folder: Path) -> bool:
-    return all((folder / f).exists() for f in FILES)
-
-
 def find_fashion_mnist(root: str | os.PathLike | None = None) -> Path | None:
-    """The first folder, in the documented order, that holds the four ``.gz`` files; ``None`` if there is none."""
+    """The first folder, in the documented order, that holds the four ``.gz`` files; ``None`` if there is none.
+
+    A folder holding only some of them is an error (:class:`DataError`), not a reason to look elsewhere.
+    """
     candidates = []
     if root is not None:
         candidates += [Path(root), Path(root) / "FashionMNIST" / "raw"]
     if os.environ.get(ENV_VAR):
         candidates.append(Path(os.environ[ENV_VAR]))
     candidates.append(DEBIAN_DIR)
-    return next((c for c in candidates if _has_files(c)), None)
+    for folder in candidates:
+        missing = sorted(f for f in FILES if not (folder / f).exists())
+        if not missing:
+            return folder
+        if len(missing) < len(FILES):
+            raise DataError(f"Fashion-MNIST: {folder} holds {len(FILES) - len(missing)} of the {len(FILES)} files; "
+                            f"missing: {', '.join(missing)}. Add the missing file(s) there. {_HOW_TO_GET}")
+    return None
 
 
 def _verify_and_extract(folder: Path, what: str, tag: str, gz_sums: dict[str, str],
-                        content_sums: dict[str, str] | None = None) -> Path:
+                        content_sums: dict[str, str] | None = None, fix: str = _FIX_FULL) -> Path:
     """Check the four ``.gz`` files in ``folder`` and unpack them into a cache root in torchvision's layout.
 
     A file passes if its ``.gz`` has the expected MD5, or (for the full set) if its unpacked content has: Debian's
-    package recompresses the original archives, which changes the ``.gz`` but not the images.
+    package recompresses the original archives, which changes the ``.gz`` but not the images. ``fix`` tells the
+    reader how to repair a missing or damaged file.
     """
     for name in gz_sums:
         if not (folder / name).exists():
-            raise DataError(f"{what}: {folder / name} is missing. {_HOW_TO_GET}")
+            raise DataError(f"{what}: {folder / name} is missing (expected MD5 {gz_sums[name]}). {fix}")
     found_gz = {name: _md5(folder / name) for name in gz_sums}
     root = _cache_dir() / tag
     raw = root / "FashionMNIST" / "raw"
@@ -123,24 +136,25 @@ def _verify_and_extract(folder: Path, what: str, tag: str, gz_sums: dict[str, st
         path, target = folder / name, raw / name[:-3]
         tmp = tempfile.NamedTemporaryFile(dir=raw, delete=False)
         h = hashlib.md5()
+        expected = gz_sums[name] + (f" (or unpacked: {content_sums[name]})" if content_sums else "")
         try:
             with gzip.open(path) as src, tmp:
                 for block in iter(lambda: src.read(1 << 20), b""):
                     h.update(block)
                     tmp.write(block)
-        except (EOFError, OSError) as e:
+        except (EOFError, OSError, zlib.error) as e:  # truncated, or a changed byte that breaks the compression
             Path(tmp.name).unlink(missing_ok=True)
-            raise DataError(f"{what}: {path} cannot be unpacked ({e}); it is probably truncated "
-                            f"(size {path.stat().st_size:,} bytes). Delete it and get it again. {_HOW_TO_GET}") from e
+            raise DataError(f"{what}: {path} is truncated or damaged: it cannot be unpacked ({e}). Found "
+                            f"{path.stat().st_size:,} bytes with MD5 {found_gz[name]}, expected MD5 {expected}. "
+                            f"{fix}") from e
         ok = found_gz[name] == gz_sums[name] or (content_sums is not None and h.hexdigest() == content_sums[name])
         if not ok:
             Path(tmp.name).unlink(missing_ok=True)
-            expected = gz_sums[name] + (f" (or unpacked: {content_sums[name]})" if content_sums else "")
-            raise DataError(f"{what}: {path} is damaged or not the original file: size {path.stat().st_size:,} "
-                            f"bytes, MD5 {found_gz[name]} (unpacked: {h.hexdigest()}), expected {expected}. "
-                            f"Delete it and get it again. {_HOW_TO_GET}")
+            raise DataError(f"{what}: {path} is damaged or not the original file: found {path.stat().st_size:,} "
+                            f"bytes with MD5 {found_gz[name]} (unpacked: {h.hexdigest()}), expected MD5 {expected}. "
+                            f"{fix}")
         os.replace(tmp.name, target)
-    stamp.write_text(json.dumps(found_gz))
+    atomic_write_text(stamp, json.dumps(found_gz))
     return root
 
 
@@ -148,7 +162,7 @@ def _torchvision_root(source: str, root: str | os.PathLike | None, download: boo
     """A folder that ``torchvision.datasets.FashionMNIST(root=...)`` can read, for ``source`` 'sample' or 'full'."""
     if source == "sample":
         return _verify_and_extract(SAMPLE_DIR, "the bundled Fashion-MNIST sample", "fashion-mnist-sample",
-                                   _sample_sums())
+                                   _sample_sums(), fix=_FIX_SAMPLE)
     if source != "full":
         raise ValueError(f"source must be 'sample' or 'full', not {source!r}")
     folder = find_fashion_mnist(root)
@@ -163,7 +177,8 @@ def _torchvision_root(source: str, root: str | os.PathLike | None, download: boo
         torchvision.datasets.FashionMNIST(root=target, train=False, download=True)
     except (OSError, RuntimeError) as e:
         raise DataError(f"Fashion-MNIST not found (looked in root={root}, ${ENV_VAR}={os.environ.get(ENV_VAR)}, "
-                        f"{DEBIAN_DIR}) and the download into {target} failed ({e}). {_HOW_TO_GET}") from e
+                        f"{DEBIAN_DIR}) and the download into {target} failed; are you offline? "
+                        f"({' '.join(str(e).split())}). {_HOW_TO_GET}") from e
     return target
 
 
