@@ -119,9 +119,9 @@ class PaperAlexNet(_Checked):
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5,
-                 lrn: bool = True) -> None:
+                 lrn: bool = True, image_size: int = 227) -> None:
         super().__init__()
-        self.in_channels, self.image_size = in_channels, 227
+        self.in_channels, self.image_size = in_channels, image_size
 
         def norm() -> nn.Module:
             # The paper divides by (k + alpha * sum a^2)^beta; PyTorch divides alpha by the window size n,
@@ -138,8 +138,9 @@ class PaperAlexNet(_Checked):
             nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2), nn.ReLU(inplace=True),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
+        flat = _flat_features(self.features, in_channels, image_size)  # 256 * 6 * 6 at 227
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(flat, 4096), nn.ReLU(inplace=True),
             nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
@@ -171,9 +172,9 @@ def half_alexnet(in_channels: int = 1, num_classes: int = 10, *, dropout: float 
 
 
 def paper_alexnet(in_channels: int = 3, num_classes: int = 1000, *, dropout: float = 0.5,
-                  lrn: bool = True) -> PaperAlexNet:
-    """The 2012 paper's AlexNet (227x227, LRN, two-GPU groups)."""
-    return PaperAlexNet(in_channels, num_classes, dropout=dropout, lrn=lrn)
+                  lrn: bool = True, image_size: int = 227) -> PaperAlexNet:
+    """The 2012 paper's AlexNet (227x227, LRN, two-GPU groups); ``image_size`` only for the quick profile."""
+    return PaperAlexNet(in_channels, num_classes, dropout=dropout, lrn=lrn, image_size=image_size)
 
 
 def torchvision_alexnet(in_channels: int = 3, num_classes: int = 1000, *, dropout: float = 0.5,

@@ -3,19 +3,20 @@
 ``train`` returns a *history*, a plain dict that is also what gets saved as JSON and plotted::
 
     {"name", "model", "params", "settings": {...}, "device", "device_name", "torch", "date", "profile",
-     "status": "finished" | "diverged" | "interrupted", "epochs": [
+     "status": "finished" | "diverged" | "interrupted" | "out_of_memory", "epochs": [
         {"epoch", "loss", "train_acc", "test_acc", "img_per_s", "seconds"}, ...]}
 
 Reliability: the loss is checked for NaN/inf (every step on the CPU, every ``check_every`` steps on a GPU so the
 GPU never waits on the host); a diverged run stops with :class:`DivergedError` that names epoch, step and learning
 rate, and the history so far is kept. With ``checkpoint=`` the model, optimizer, scheduler, RNG states and history
 are saved atomically after every epoch, and ``resume=True`` continues from there, so a killed run loses at most the
-epoch it was in.
+epoch it was in. Running out of GPU memory raises :class:`OutOfMemory`, which names the batch size and what to try.
 """
 from __future__ import annotations
 
 import datetime
 import math
+import pickle
 import platform
 import signal
 import sys
@@ -31,12 +32,20 @@ from torch import nn
 from .profiles import get_profile
 from .runs import atomic_torch_save, save_json
 
-__all__ = ["train", "evaluate_accuracy", "DivergedError", "CheckpointMismatch", "default_device", "init_weights",
-           "load_checkpoint", "make_optimizer"]
+__all__ = ["train", "evaluate_accuracy", "DivergedError", "OutOfMemory", "CheckpointMismatch", "default_device",
+           "init_weights", "load_checkpoint", "make_optimizer"]
 
 
 class DivergedError(RuntimeError):
     """Training diverged (NaN/inf loss, or accuracy collapsed to chance); ``.history`` holds the epochs so far."""
+
+    def __init__(self, message: str, history: dict):
+        super().__init__(message)
+        self.history = history
+
+
+class OutOfMemory(RuntimeError):
+    """The GPU ran out of memory; the message names the batch size and what to try, ``.history`` the epochs so far."""
 
     def __init__(self, message: str, history: dict):
         super().__init__(message)
@@ -143,10 +152,19 @@ def _model_signature(net: nn.Module) -> dict:
 def load_checkpoint(path: str | Path, net: nn.Module, optimizer=None, scheduler=None) -> dict:
     """Load a checkpoint saved by :func:`train` (``weights_only=True``: no code runs from the file).
 
-    Raises :class:`CheckpointMismatch` if it was saved for another model or number of classes.
+    Raises :class:`CheckpointMismatch` if it was saved for another model or number of classes, or is not a
+    checkpoint of :func:`train` at all.
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    want, got = _model_signature(net), ckpt.get("signature", {})
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointMismatch(f"{path} is not a checkpoint saved by train(): it holds Python objects other than "
+                                 "tensors, which are not loaded because loading them could run any code. Use a "
+                                 "checkpoint written by train(checkpoint=...), or start without resume.") from e
+    if not isinstance(ckpt, dict) or "signature" not in ckpt:
+        raise CheckpointMismatch(f"{path} is not a checkpoint saved by train() (it has no model signature). A bare "
+                                 "state_dict loads with net.load_state_dict(torch.load(path, weights_only=True)).")
+    want, got = _model_signature(net), ckpt["signature"]
     if want != got:
         diff = [k for k in set(want["shapes"]) | set(got.get("shapes", {}))
                 if want["shapes"].get(k) != got.get("shapes", {}).get(k)]
@@ -329,6 +347,17 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
                   + (f"resume with resume=True from {checkpoint}" if checkpoint else "no checkpoint was set"),
                   file=sys.stderr)
         raise
+    except torch.OutOfMemoryError as e:
+        e.__traceback__ = None  # drop the frames holding this batch's activations, so the memory can be freed
+        save_state("out_of_memory")
+        bs = settings["batch_size"] or len(x)
+        where = (f"{history['device_name']}, {torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB"
+                 if device.type == "cuda" else device.type)
+        raise OutOfMemory(
+            f"out of GPU memory at batch size {bs} in epoch {len(history['epochs']) + 1} ({where}). Try half the "
+            f"batch size ({max(1, bs // 2)}; --batch-size {max(1, bs // 2)} on the command line), bf16 mixed "
+            "precision (amp=True) if it is off, or a smaller image size. The "
+            f"{len(history['epochs'])} finished epoch(s) are kept in the history.", history) from None
     history["status"] = "finished"
     save_state("finished")
     return history
