@@ -246,6 +246,8 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
         "date": datetime.date.today().isoformat(), "profile": get_profile().name, "status": "running", "epochs": [],
     }
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # pick the fastest convolution algorithms for these shapes
     net.to(device, memory_format=memory_format)
     opt = make_optimizer(net, optimizer, lr, momentum, weight_decay, nesterov, fused and device.type == "cuda")
     sched = _make_scheduler(opt, scheduler, lr, epochs, steps_per_epoch, warmup)
