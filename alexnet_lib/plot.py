@@ -41,7 +41,8 @@ def setup_fonts() -> str | None:
         warnings.warn("no CJK font found, so Chinese labels would show as boxes; install one, e.g. "
                       "`apt-get install fonts-noto-cjk` (Debian/Ubuntu/Colab), then restart the kernel", stacklevel=2)
         return None
-    matplotlib.rcParams["font.family"] = ["sans-serif"]
+    # Each glyph falls back along font.family (matplotlib >= 3.6); a generic "sans-serif" entry would not fall back.
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", cjk]
     matplotlib.rcParams["font.sans-serif"] = ["DejaVu Sans", cjk]
     matplotlib.rcParams["axes.unicode_minus"] = False
     return cjk
