@@ -242,7 +242,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
         "name": name, "model": type(base).__name__, "params": sum(p.numel() for p in base.parameters()),
         "settings": settings, "device": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "python": platform.python_version(),
+        "torch": str(torch.__version__), "python": platform.python_version(),
         "date": datetime.date.today().isoformat(), "profile": get_profile().name, "status": "running", "epochs": [],
     }
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
