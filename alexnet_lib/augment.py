@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-__all__ = ["PRESETS", "transform", "gpu_augment", "gpu_resize"]
+__all__ = ["PRESETS", "transform", "gpu_augment", "gpu_resize", "augmented_versions"]
 
 PRESETS = ("flip", "shift", "crop", "jitter", "all")
 
@@ -86,3 +86,29 @@ def gpu_augment(x: torch.Tensor, name: str | None, size: int, generator: torch.G
         mean = out.mean(dim=(1, 2, 3), keepdim=True)
         out = ((out * b - mean * b) * c + mean * b).clamp_(0, 1)
     return out
+
+
+def augmented_versions(image: torch.Tensor, name: str | None, n: int = 8, *, seed: int = 0, path: str = "v2"
+                       ) -> torch.Tensor:
+    """``n`` augmented versions of one image, as a float batch (n, 1, H, W) in [0, 1] (for galleries and checks).
+
+    Args:
+        image: one grey image, uint8 in [0, 255] or float in [0, 1], shaped (H, W) or (1, H, W).
+        name: a preset (see :data:`PRESETS`), or None for ``n`` unchanged copies.
+        seed: the same seed gives the same versions; the global random state is left as it was.
+        path: ``"v2"`` draws each version with the torchvision preset (:func:`transform`), one image at a time;
+            ``"gpu"`` draws all of them in one call of :func:`gpu_augment` on the image's device, at the same size.
+    """
+    if path not in ("v2", "gpu"):
+        raise ValueError(f"path must be 'v2' or 'gpu', not {path!r}")
+    x = image if image.dim() == 3 else image.unsqueeze(0)
+    x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+    if name is None:
+        return x.unsqueeze(0).repeat(n, 1, 1, 1)
+    if path == "gpu":
+        g = torch.Generator(device=x.device).manual_seed(seed)
+        return gpu_augment(x.unsqueeze(0).repeat(n, 1, 1, 1), name, x.shape[-1], generator=g)
+    tf = transform(name, x.shape[-1])
+    with torch.random.fork_rng(devices=[]):  # v2 draws from the global generator: seed it without side effects
+        torch.manual_seed(seed)
+        return torch.stack([tf(x) for _ in range(n)])

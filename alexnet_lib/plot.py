@@ -142,3 +142,46 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8, sca
 
 
 setup_fonts()
+
+
+# --- augmentation galleries and the train-test gap (chapter "Data augmentation") --------------------------------
+
+__all__ += ["show_augmented", "plot_generalization"]
+LABELS["gap"] = {"en": "train acc − test acc", "zh": "训练准确率 − 测试准确率"}
+LABELS["original"] = {"en": "original", "zh": "原图"}
+
+
+def show_augmented(image, name: str | None, n: int = 7, *, seed: int = 0, path: str = "v2", ncols: int = 8,
+                   lang: str | None = None, scale: float = 1.3):
+    """One image and ``n`` augmented versions of it (:func:`alexnet_lib.augment.augmented_versions`) in a grid.
+
+    ``path`` is ``"v2"`` (torchvision preset) or ``"gpu"`` (batched tensor ops); the title names preset, path and seed.
+    """
+    import torch
+
+    from .augment import augmented_versions
+
+    lang = lang or page_lang()
+    versions = augmented_versions(image, name, n, seed=seed, path=path)
+    first = image.float().div(255) if image.dtype == torch.uint8 else image.float()
+    fig = show_images([first, *versions], [t("original", lang)] + [f"#{i + 1}" for i in range(n)],
+                      ncols=ncols, scale=scale)
+    how = {"v2": "torchvision.transforms.v2", "gpu": "augment.gpu_augment"}[path]
+    fig.suptitle(f"{name} · {how} · seed {seed}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_generalization(runs: dict[str, dict], title: str | None = None, lang: str | None = None,
+                        figsize=(10, 3.8)):
+    """Test accuracy and the train-test gap (``train_acc - test_acc``) per epoch of several runs, with provenance.
+
+    The training accuracy in a history is the running accuracy of each epoch in training mode (dropout on,
+    augmented images), so the gap is an indicator of overfitting, not an exact measure.
+    """
+    lang = lang or page_lang()
+    with_gap = {label: {**h, "epochs": [{**e, "gap": e["train_acc"] - e["test_acc"]} for e in h["epochs"]]}
+                for label, h in runs.items()}
+    fig = plot_runs(with_gap, metrics=("test_acc", "gap"), title=title, lang=lang, figsize=figsize)
+    fig.axes[1].axhline(0, color="0.5", lw=0.8)
+    return fig

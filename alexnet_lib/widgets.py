@@ -4,4 +4,41 @@ In the built book the widgets are static (no kernel); their first frame is drawn
 """
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__: list[str] = ["augment_gallery"]
+
+
+def augment_gallery(images, n: int = 7, *, preset: str = "shift", lang: str | None = None):
+    """Explore the augmentation presets on real images: a grid of ``n`` augmented versions of one image.
+
+    Controls: the preset (dropdown), the path (torchvision ``v2`` one image at a time, or the batched tensor ops
+    of :func:`alexnet_lib.augment.gpu_augment`), the image (slider over ``images``) and the random seed (slider).
+    ``images`` is a sequence of grey images (uint8 (28, 28) / (1, 28, 28), e.g. ``dataset.data[:16]``). The first
+    frame is :func:`alexnet_lib.plot.show_augmented` with the defaults, which a chapter also shows as a static figure.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .augment import PRESETS
+    from .plot import page_lang, show_augmented
+
+    zh = (lang or page_lang()) == "zh"
+    style = {"description_width": "initial"}
+    preset_w = W.Dropdown(options=list(PRESETS), value=preset, description="预设" if zh else "preset", style=style)
+    path_w = W.ToggleButtons(options=[("torchvision v2", "v2"), ("gpu_augment", "gpu")], value="v2")
+    index_w = W.IntSlider(value=0, min=0, max=len(images) - 1, description="图像" if zh else "image", style=style)
+    seed_w = W.IntSlider(value=0, min=0, max=99, description="随机种子" if zh else "seed", style=style)
+    out = W.Output()
+
+    def draw(_=None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = show_augmented(images[index_w.value], preset_w.value, n, seed=seed_w.value, path=path_w.value,
+                                 lang=lang)
+            display(fig)
+            plt.close(fig)
+
+    for w in (preset_w, path_w, index_w, seed_w):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([preset_w, path_w]), W.HBox([index_w, seed_w]), out])
