@@ -118,6 +118,7 @@ def run(name: str | Experiment, *, profile: str | None = None, out: str | Path |
     kwargs = dict(exp.model_kwargs, in_channels=exp.channels, num_classes=10)
     if p.name == "quick" and _takes(builder, "image_size"):
         kwargs["image_size"] = p.image_size
+    torch.manual_seed(seed)  # the initial weights too depend on the seed, so one seed gives one history
     net = build_model(exp.model, **kwargs)
     size = getattr(net, "image_size", 224)
     if p.name == "quick" and exp.model == "torchvision_alexnet":
