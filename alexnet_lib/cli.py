@@ -106,8 +106,6 @@ def _train(args) -> int:
     if args.dropout is not None:
         kw["dropout"] = args.dropout
     overrides["model_kwargs"] = kw
-    if args.resume and not args.checkpoint:
-        raise SystemExit("--resume needs --checkpoint PATH")
     import dataclasses
     exp = dataclasses.replace(exp, **overrides)
     name = args.preset or exp.model
@@ -146,10 +144,13 @@ def _sample(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and args.resume and not args.checkpoint:
+        parser.error("train: --resume needs --checkpoint PATH")  # exit code 2, like every bad argument
     from .data import DataError
     from .trace import ShapeError
-    from .train import CheckpointMismatch, DivergedError
+    from .train import CheckpointMismatch, DivergedError, OutOfMemory
 
     handlers = {"train": _train, "trace": _trace, "sample": _sample}
     try:
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             from .bench import main as bench_main
             return bench_main(args)
         return handlers[args.command](args)
-    except (DataError, ShapeError, DivergedError, CheckpointMismatch, ValueError) as e:
+    except (DataError, ShapeError, DivergedError, OutOfMemory, CheckpointMismatch, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
