@@ -54,7 +54,7 @@ _R = dataclasses.replace
 
 EXPERIMENTS: dict[str, Experiment] = {
     # From LeNet to AlexNet: each at its own input size, d2l's settings for LeNet.
-    "ch02/lenet": Experiment(model="lenet", epochs=10, lr=0.9, momentum=0.0, batch_size=256,
+    "ch02/lenet": Experiment(model="lenet", epochs=10, lr=0.9, momentum=0.0, batch_size=256, init="xavier",
                              description="LeNet (sigmoid) at 28x28, d2l's settings"),
     "ch02/alexnet": _R(_BASE, description="d2l AlexNet at 224x224"),
     # Activation functions: the paper's Figure 1 in small.

@@ -16,5 +16,10 @@ for name in "${names[@]}"; do
   if (( SECONDS - start > ${BUDGET:-500} )); then echo "budget spent: not started $name"; continue; fi
   mkdir -p "$out/$(dirname "$name")"
   echo "=== $name"
-  python -m alexnet_lib train --preset "$name" --profile full --out "$out/$name.json" || echo "FAILED $name"
+  extra=()
+  [ "$name" = zoo/d2l_alexnet ] && extra=(--checkpoint /tmp/zoo_d2l.pt)
+  python -m alexnet_lib train --preset "$name" --profile full --out "$out/$name.json" "${extra[@]}" || echo "FAILED $name"
+  if [ "$name" = zoo/d2l_alexnet ] && [ -f /tmp/zoo_d2l.pt ]; then  # keep the trained conv1 filters (fp16, 23 KB)
+    python -c "import torch; m = torch.load('/tmp/zoo_d2l.pt', weights_only=True)['model']; torch.save({k: v.half() for k, v in m.items() if k.startswith('features.0.')}, '$out/zoo/d2l_alexnet_conv1.pt')"
+  fi
 done
