@@ -185,3 +185,106 @@ def plot_generalization(runs: dict[str, dict], title: str | None = None, lang: s
     fig = plot_runs(with_gap, metrics=("test_acc", "gap"), title=title, lang=lang, figsize=figsize)
     fig.axes[1].axhline(0, color="0.5", lw=0.8)
     return fig
+
+
+# --- filters, feature maps, confusion matrix (chapter "Seeing inside AlexNet") -------------------------------------
+
+__all__ += ["plot_filters", "plot_feature_maps", "plot_confusion_matrix"]
+LABELS["true_class"] = {"en": "true class", "zh": "真实类别"}
+LABELS["pred_class"] = {"en": "predicted class", "zh": "预测类别"}
+LABELS["input"] = {"en": "input", "zh": "输入"}
+
+
+def _unit(x):
+    """Scale a tensor to [0, 1] by its own min and max (a constant tensor becomes 0.5)."""
+    lo, hi = x.min(), x.max()
+    return (x - lo) / (hi - lo) if hi > lo else x * 0 + 0.5
+
+
+def plot_filters(weight, ncols: int = 16, scale: float = 0.55, title: str | None = None):
+    """Convolution kernels ``weight`` (O, I, kh, kw) as a grid of small images, like the paper's Figure 3.
+
+    Each kernel is scaled to its own min..max, so the pattern shows whatever the weights' size: grey for one input
+    channel, colour for three (RGB), else the mean over input channels.
+    """
+    w = weight.detach().float().cpu()
+    n = w.shape[0]
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale + (0.35 if title else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        k = w[i] if w.shape[1] in (1, 3) else w[i].mean(0, keepdim=True)
+        k = _unit(k)
+        ax.imshow((k.permute(1, 2, 0) if k.shape[0] == 3 else k[0]).numpy(), cmap="gray", vmin=0, vmax=1,
+                  interpolation="nearest")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.1)
+    return fig
+
+
+def plot_feature_maps(maps, image=None, n: int = 32, ncols: int = 8, title: str | None = None,
+                      scale: float = 1.1, lang: str | None = None):
+    """The first ``n`` channels of one feature map ``maps`` (C, H, W), each scaled to its own range (dark: 0).
+
+    With ``image`` (C, H, W) the input is drawn first, for reference; each channel is titled with its index.
+    """
+    lang = lang or page_lang()
+    m = maps.detach().float().cpu()
+    n = min(n, m.shape[0])
+    extra = 1 if image is not None else 0
+    nrows = (n + extra + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.12 + (0.3 if title else 0)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if image is not None:
+        img = image.detach().float().cpu()
+        img = img[0] if img.dim() == 3 and img.shape[0] == 1 else img
+        axes.flat[0].imshow((img.permute(1, 2, 0) if img.dim() == 3 else img).numpy(), cmap="gray")
+        axes.flat[0].set_title(t("input", lang), fontsize=8, color="tab:blue")
+    for i in range(n):
+        ax = axes.flat[i + extra]
+        ax.imshow((_unit(m[i]) if m[i].max() > 0 else m[i]).numpy(), cmap="magma", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_title(f"#{i}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.3)
+    return fig
+
+
+def plot_confusion_matrix(cm, class_names: Sequence[str], normalize: bool = True, title: str | None = None,
+                          lang: str | None = None, ax=None, figsize=(6.4, 5.6)):
+    """A confusion matrix (rows: true class, columns: predicted class) with the count in every cell.
+
+    ``normalize=True`` colours each row by its share (each true class sums to 1), so classes of different sizes
+    compare; the numbers written in the cells stay counts.
+    """
+    import torch
+
+    lang = lang or page_lang()
+    cm = torch.as_tensor(cm)
+    share = cm.float() / cm.sum(1, keepdim=True).clamp(min=1) if normalize else cm.float()
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    ax.imshow(share.numpy(), cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    k = len(class_names)
+    top = share.max().item() or 1
+    for i in range(k):
+        for j in range(k):
+            v = int(cm[i, j])
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.55 * top else "black")
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set_xlabel(t("pred_class", lang))
+    ax.set_ylabel(t("true_class", lang))
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.figure.tight_layout()
+    return ax.figure

@@ -42,3 +42,51 @@ def augment_gallery(images, n: int = 7, *, preset: str = "shift", lang: str | No
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([preset_w, path_w]), W.HBox([index_w, seed_w]), out])
+
+
+__all__ += ["feature_map_explorer"]
+
+
+def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, index: int = 0,
+                         layer: str | None = None, lang: str | None = None):
+    """Explore what each convolution of ``net`` sees: the feature maps of one image at one layer.
+
+    Controls: the image (slider over ``images``, a batch (N, C, H, W) the model takes) and the layer (dropdown over
+    ``layers``, default every convolution; maps are taken after the activation, see
+    :func:`alexnet_lib.inspect_net.feature_maps`). Each frame is :func:`alexnet_lib.plot.plot_feature_maps` of the
+    first ``n`` channels with the input beside them; ``titles`` (one per image) label the frame. A chapter shows
+    the first frame as a static figure.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .inspect_net import conv_layers, feature_maps
+    from .plot import page_lang, plot_feature_maps
+
+    zh = (lang or page_lang()) == "zh"
+    layers = list(layers) if layers is not None else conv_layers(net)
+    names = [(f"conv{i + 1} ({name})", name) for i, name in enumerate(layers)]
+    style = {"description_width": "initial"}
+    index_w = W.IntSlider(value=index, min=0, max=len(images) - 1, description="图像" if zh else "image", style=style,
+                          continuous_update=False)
+    layer_w = W.Dropdown(options=names, value=layer or layers[0], description="层" if zh else "layer", style=style)
+    out = W.Output()
+    device = next(net.parameters()).device
+
+    def draw(_=None) -> None:
+        i, name = index_w.value, layer_w.value
+        maps = feature_maps(net, images[i:i + 1].to(device), [name])[name][0]
+        label = dict((v, k) for k, v in names)[name]
+        head = f"{titles[i]} · " if titles is not None else ""
+        shape = "×".join(map(str, maps.shape))
+        with out:
+            out.clear_output(wait=True)
+            fig = plot_feature_maps(maps, images[i], n=n, title=f"{head}{label} · {shape}", lang=lang)
+            display(fig)
+            plt.close(fig)
+
+    for w in (index_w, layer_w):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([index_w, layer_w]), out])

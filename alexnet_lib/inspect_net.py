@@ -1,0 +1,149 @@
+"""Looking inside a network: feature maps through forward hooks, predictions, the confusion matrix, and the most
+confident mistakes.
+
+    maps = feature_maps(net, x)                     # {"features.0": (N, 96, 54, 54), "features.3": ..., ...}
+    pred = predict(net, test_iter)                  # labels, predicted classes and probabilities, in loader order
+    cm = confusion_matrix(pred.labels, pred.preds)  # rows: true class, columns: predicted class
+    worst = most_confident_mistakes(pred, k=16)     # indices into the test set
+
+The plots are in :mod:`.plot` (``plot_filters``, ``plot_feature_maps``, ``plot_confusion_matrix``) and the
+explorer widget in :mod:`.widgets` (``feature_map_explorer``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["ACTIVATION_TYPES", "conv_layers", "feature_maps", "Predictions", "predict", "confusion_matrix",
+           "most_confident_mistakes"]
+
+ACTIVATION_TYPES = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU)
+
+
+def conv_layers(net: nn.Module) -> list[str]:
+    """Names of the ``nn.Conv2d`` modules of ``net`` in forward order, e.g. ``["features.0", "features.3", ...]``."""
+    return [name for name, m in net.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def _followed_by_activation(net: nn.Module, name: str) -> str:
+    """The name of the activation right after conv ``name`` in the same ``nn.Sequential``, else ``name`` itself."""
+    parent_name, _, child = name.rpartition(".")
+    parent = net.get_submodule(parent_name) if parent_name else net
+    if isinstance(parent, nn.Sequential) and child.isdigit() and int(child) + 1 < len(parent):
+        nxt = parent[int(child) + 1]
+        if isinstance(nxt, ACTIVATION_TYPES):
+            return f"{parent_name}.{int(child) + 1}" if parent_name else str(int(child) + 1)
+    return name
+
+
+@torch.no_grad()
+def feature_maps(net: nn.Module, x: torch.Tensor, layers: Sequence[str] | None = None, *,
+                 activated: bool = True) -> dict[str, torch.Tensor]:
+    """The output of each layer in ``layers`` for the batch ``x``, collected with forward hooks.
+
+    Args:
+        net: any model; put in eval mode for the call and restored afterwards.
+        x: a batch (N, C, H, W) on ``net``'s device.
+        layers: module names (default: every convolution, see :func:`conv_layers`).
+        activated: for a convolution followed by an activation (ReLU, ...), return what the activation outputs,
+            i.e. what the next layer sees; ``False`` returns the raw convolution output.
+
+    Returns:
+        ``{layer name: tensor (N, C, H', W')}`` on the CPU, in the order of ``layers``. If every layer lies inside
+        ``net.features``, only ``net.features`` runs, so any input size the convolutions accept works.
+    """
+    layers = list(layers) if layers is not None else conv_layers(net)
+    known = dict(net.named_modules())
+    missing = [n for n in layers if n not in known]
+    if missing:
+        raise ValueError(f"no layer(s) {missing} in {type(net).__name__}; convolutions are {conv_layers(net)}")
+    source = {n: _followed_by_activation(net, n) if activated else n for n in layers}
+    out: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, y: torch.Tensor) -> None:
+        if y.device.type != "meta":  # the models' input check runs them on the meta device first
+            out[name] = y.detach().float().cpu().clone()
+
+    hooks = [known[src].register_forward_hook(lambda mod, args, y, n=n: keep(n, y)) for n, src in source.items()]
+    was_training = net.training
+    net.eval()
+    try:
+        features = getattr(net, "features", None)
+        if features is not None and all(src.startswith("features.") for src in source.values()):
+            features(x)
+        else:
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        net.train(was_training)
+    return {n: out[n] for n in layers}
+
+
+@dataclass
+class Predictions:
+    """What a model says about every image of a data set, in the loader's order.
+
+    ``labels`` (N,) true classes, ``preds`` (N,) predicted classes, ``probs`` (N, K) softmax probabilities.
+    """
+
+    labels: torch.Tensor
+    preds: torch.Tensor
+    probs: torch.Tensor
+
+    @property
+    def confidence(self) -> torch.Tensor:
+        """Probability the model gives to its own prediction, (N,)."""
+        return self.probs.max(dim=1).values
+
+    @property
+    def accuracy(self) -> float:
+        return (self.preds == self.labels).float().mean().item()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@torch.no_grad()
+def predict(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None) -> Predictions:
+    """Run ``net`` (in eval mode) over ``data_iter`` and keep labels, predictions and probabilities on the CPU.
+
+    Use a loader that does not shuffle (test loaders don't), so index ``i`` is image ``i`` of its data set.
+    """
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    labels, probs = [], []
+    try:
+        for x, y in data_iter:
+            logits = net(x.to(device)).float()
+            probs.append(torch.softmax(logits, dim=1).cpu())
+            labels.append(y.cpu())
+    finally:
+        net.train(was_training)
+    p = torch.cat(probs)
+    return Predictions(labels=torch.cat(labels), preds=p.argmax(dim=1), probs=p)
+
+
+def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
+    """Counts (K, K): entry ``[i, j]`` is the number of images of true class ``i`` predicted as class ``j``.
+
+    Row ``i`` sums to the number of images of class ``i``; the diagonal holds the correct predictions.
+    """
+    labels, preds = torch.as_tensor(labels).long().flatten(), torch.as_tensor(preds).long().flatten()
+    if labels.shape != preds.shape:
+        raise ValueError(f"labels and preds differ in length: {len(labels)} vs {len(preds)}")
+    bad = (labels < 0) | (labels >= num_classes) | (preds < 0) | (preds >= num_classes)
+    if bad.any():
+        raise ValueError(f"class indices must lie in 0..{num_classes - 1}")
+    return torch.bincount(labels * num_classes + preds, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def most_confident_mistakes(pred: Predictions, k: int = 16) -> torch.Tensor:
+    """Indices of the (at most ``k``) wrongly classified images, the most confident wrong prediction first."""
+    wrong = (pred.preds != pred.labels).nonzero().flatten()
+    order = pred.confidence[wrong].argsort(descending=True, stable=True)
+    return wrong[order][:k]
