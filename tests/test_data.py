@@ -8,6 +8,7 @@ import torch
 import torchvision
 
 from alexnet_lib import data
+from alexnet_lib.profiles import get_profile
 
 REAL = data.DEBIAN_DIR  # Debian's dataset-fashion-mnist (installed here and in CI by the README's command)
 needs_real = pytest.mark.skipif(not all((REAL / f).exists() for f in data.FILES),
@@ -51,8 +52,8 @@ def test_loader_batches(cache):
     assert x.shape == (32, 1, 96, 96) and x.dtype == torch.float32
     assert 0 <= x.min() and x.max() <= 1 and x.max() > 0.5
     assert y.shape == (32,) and y.dtype == torch.int64 and 0 <= y.min() and y.max() <= 9
-    # the quick profile's limits: 2000 training and 500 test images
-    assert (len(train_iter.dataset), len(test_iter.dataset)) == (2000, 500)
+    quick = get_profile("quick")  # by default, the profile's limits on the number of images
+    assert (len(train_iter.dataset), len(test_iter.dataset)) == (quick.train_limit, quick.test_limit)
     xt, _ = next(iter(test_iter))
     assert xt.shape == (32, 1, 96, 96)
     # 3 channels for RGB models, 28x28 without resize, and all images with limits None
