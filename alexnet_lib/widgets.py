@@ -44,6 +44,83 @@ def augment_gallery(images, n: int = 7, *, preset: str = "shift", lang: str | No
     return W.VBox([W.HBox([preset_w, path_w]), W.HBox([index_w, seed_w]), out])
 
 
+__all__ += ["activation_explorer", "dropout_explorer"]
+
+
+def activation_explorer(name: str = "sigmoid", *, x_max: float = 6.0, scale: float = 1.0, lang: str | None = None):
+    """Explore an activation function and its derivative: which inputs saturate it.
+
+    Controls: the function (dropdown: ReLU, sigmoid, tanh), the plotted input range ``[-x_max, x_max]`` and a
+    ``scale`` on the input (``f(scale * x)``: larger weights push pre-activations into the flat parts sooner).
+    Each frame is :func:`alexnet_lib.plot.plot_activations` with the chosen function highlighted and its
+    near-zero-derivative stretches shaded; a chapter shows the first frame as a static figure.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .plot import ACTIVATION_LABELS, page_lang, plot_activations
+
+    zh = (lang or page_lang()) == "zh"
+    style = {"description_width": "initial"}
+    name_w = W.Dropdown(options=[(v, k) for k, v in ACTIVATION_LABELS.items()], value=name,
+                        description="激活函数" if zh else "function", style=style)
+    range_w = W.FloatSlider(value=x_max, min=1, max=20, step=0.5, description="输入范围 ±" if zh else "input range ±",
+                            style=style, continuous_update=False)
+    scale_w = W.FloatLogSlider(value=scale, base=2, min=-2, max=3, step=0.25, description="缩放 s" if zh else "scale s",
+                               style=style, continuous_update=False)
+    out = W.Output()
+
+    def draw(_=None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = plot_activations(x_max=range_w.value, scale=scale_w.value, highlight=name_w.value, lang=lang)
+            display(fig)
+            plt.close(fig)
+
+    for w in (name_w, range_w, scale_w):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([name_w, range_w, scale_w]), out])
+
+
+def dropout_explorer(x=None, *, p: float = 0.5, seed: int = 0, lang: str | None = None):
+    """Explore dropout on an activation map or vector ``x`` (default: an 8x8 map of random values).
+
+    Controls: the dropout probability ``p`` (slider) and the mask's random seed (slider). Each frame is
+    :func:`alexnet_lib.plot.plot_dropout`: the input, the mask, and the surviving values scaled by ``1 / (1 - p)``,
+    with the means before and after; a chapter shows the first frame as a static figure.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    import torch
+    from IPython.display import display
+
+    from .plot import page_lang, plot_dropout
+
+    zh = (lang or page_lang()) == "zh"
+    if x is None:
+        x = torch.rand(8, 8, generator=torch.Generator().manual_seed(0))
+    style = {"description_width": "initial"}
+    p_w = W.FloatSlider(value=p, min=0, max=0.95, step=0.05, description="丢弃概率 p" if zh else "dropout p",
+                        style=style, continuous_update=False)
+    seed_w = W.IntSlider(value=seed, min=0, max=99, description="随机种子" if zh else "seed", style=style,
+                         continuous_update=False)
+    out = W.Output()
+
+    def draw(_=None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = plot_dropout(x, p_w.value, seed=seed_w.value, lang=lang)
+            display(fig)
+            plt.close(fig)
+
+    for w in (p_w, seed_w):
+        w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox([p_w, seed_w]), out])
+
+
 __all__ += ["feature_map_explorer"]
 
 
