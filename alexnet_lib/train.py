@@ -206,7 +206,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
           optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
           init: str | None = None, scheduler: str | None = None, warmup: int = 0, label_smoothing: float = 0.0,
           device: torch.device | str | None = None, amp: bool = False, channels_last: bool = False,
-          compile: bool = False, fused: bool = False, check_every: int = 50,
+          compile: bool | str = False, fused: bool = False, check_every: int = 50, item_every_step: bool = False,
           checkpoint: str | Path | None = None, resume: bool = False, history_path: str | Path | None = None,
           name: str | None = None, progress: bool | None = None, verbose: bool = True, seed: int | None = None,
           extra: dict | None = None) -> dict:
@@ -219,7 +219,10 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
         scheduler, warmup: ``"onecycle"``, ``"cosine"`` or ``None``, and linear warm-up steps.
         device: default CUDA, else MPS, else CPU.
         amp, channels_last, compile, fused: speed switches (bf16 autocast, NHWC memory layout,
-            ``torch.compile``, fused optimizer kernels); they change speed, not the maths.
+            ``torch.compile`` -- ``True`` or a mode such as ``"max-autotune"`` --, fused optimizer kernels);
+            they change speed, not the maths.
+        item_every_step: read the loss with ``.item()`` after every step, as the seeds' loop did (a host sync
+            per step; only for measuring what it costs).
         checkpoint, resume: save after every epoch to this path; continue from it.
         history_path: also write the history JSON there after every epoch (atomically).
         progress: a tqdm bar per epoch (default: when stderr is a terminal); verbose: one line per epoch.
@@ -264,7 +267,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
             print(f"resumed from {checkpoint} after epoch {start_epoch}")
     elif not resume:
         init_weights(net, init)
-    model = torch.compile(net) if compile else net
+    model = net if not compile else torch.compile(net, mode=compile if isinstance(compile, str) else None)
 
     def save_state(status: str) -> None:
         history["status"] = status
@@ -307,6 +310,8 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
                     if sched is not None:
                         sched.step()
                     loss = loss.detach()
+                    if item_every_step:
+                        loss.item()
                     first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
                     stats += torch.stack([loss.float() * y.numel(), (logits.argmax(1) == y).sum(),
                                           torch.tensor(y.numel(), device=device)])
