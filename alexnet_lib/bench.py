@@ -84,8 +84,9 @@ def _one(name: str, cfg: dict, model_name: str, size: int, steps: int, device: t
         train_iter, test_iter = load_data_fashion_mnist(batch, resize=size, source="full", train_limit=limit,
                                                         test_limit=batch, num_workers=4 if device.type == "cuda" else 0)
     else:
-        train_iter, test_iter = gpu_loaders(batch, size, source="full", device=device, train_limit=limit,
-                                            test_limit=batch)
+        from .dist import rank, world_size
+        train_iter, test_iter = gpu_loaders(batch, size, source="full", device=device, train_limit=limit * world_size(),
+                                            test_limit=batch * world_size(), rank=rank(), world_size=world_size())
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)

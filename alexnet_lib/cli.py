@@ -109,9 +109,13 @@ def _train(args) -> int:
     import dataclasses
     exp = dataclasses.replace(exp, **overrides)
     name = args.preset or exp.model
-    h = run(dataclasses.replace(exp, description=exp.description or name), profile=args.profile, out=args.out,
-            data_path=args.data_path, device=args.device, amp=False if args.no_amp else None, compile=args.compile,
-            checkpoint=args.checkpoint, resume=args.resume, seed=args.seed)
+    from .dist import distributed
+    with distributed() as (rank, _):  # under torchrun: one process per GPU (or gloo on CPUs)
+        h = run(dataclasses.replace(exp, description=exp.description or name), profile=args.profile,
+                out=args.out, data_path=args.data_path, device=args.device, amp=False if args.no_amp else None,
+                compile=args.compile, checkpoint=args.checkpoint, resume=args.resume, seed=args.seed)
+    if rank != 0:
+        return 0
     last = h["epochs"][-1]
     print(f"done: {len(h['epochs'])} epochs, test acc {last['test_acc']:.4f}, "
           f"{sum(e['seconds'] + e['eval_seconds'] for e in h['epochs']):.1f} s" + (f", history in {args.out}" if args.out else ""))

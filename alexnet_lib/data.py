@@ -232,6 +232,10 @@ def load_data_fashion_mnist(batch_size: int, resize: int | None = None, *, sourc
     test = _limit(fashion_mnist(False, test_tf, source=source, root=root, download=download), test_limit, seed)
     g = torch.Generator().manual_seed(seed)
     kw = dict(num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
+    if torch.distributed.is_available() and torch.distributed.is_initialized():  # DDP: each rank its own shard
+        from torch.utils.data.distributed import DistributedSampler
+        return (DataLoader(train, batch_size, sampler=DistributedSampler(train, shuffle=True, seed=seed), **kw),
+                DataLoader(test, batch_size, sampler=DistributedSampler(test, shuffle=False), **kw))
     return (DataLoader(train, batch_size, shuffle=True, generator=g, drop_last=False, **kw),
             DataLoader(test, batch_size, shuffle=False, **kw))
 

@@ -127,6 +127,10 @@ def run(name: str | Experiment, *, profile: str | None = None, out: str | Path |
         size = p.image_size  # adaptive pooling takes any side from 63 up
     epochs = exp.epochs if p.name == "full" else min(exp.epochs, p.epochs)
     batch = exp.batch_size if p.name == "full" else min(exp.batch_size, p.batch_size)
+    from .dist import rank as _rank, world_size as _world
+    if _world() > 1:  # under torchrun: the same global batch, split over the ranks
+        rank, world_size = _rank(), _world()
+        batch = max(1, batch // world_size)
     train_limit = exp.train_limit if p.name == "full" else p.train_limit
     data_path = data_path or ("gpu" if device.type == "cuda" else "loader")
     on_gpu = device.type == "cuda"
@@ -145,7 +149,7 @@ def run(name: str | Experiment, *, profile: str | None = None, out: str | Path |
             seed=seed)
     else:
         raise ValueError(f"data_path must be 'gpu' or 'loader', not {data_path!r}")
-    n_train = len(train_iter.dataset) * (world_size if data_path == "gpu" else 1)
+    n_train = len(train_iter.dataset)
     data = f"Fashion-MNIST {'full' if p.source == 'full' else 'sample'} {n_train:,}/{len(test_iter.dataset):,}"
     extra = dict(experiment=exp.model if isinstance(name, Experiment) else name, data=data, image_size=size,
                  augment=exp.augment, normalize=exp.normalize, data_path=data_path, channels=exp.channels, model_kwargs=exp.model_kwargs,

@@ -267,7 +267,9 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
             print(f"resumed from {checkpoint} after epoch {start_epoch}")
     elif not resume:
         init_weights(net, init)
-    model = net if not compile else torch.compile(net, mode=compile if isinstance(compile, str) else None)
+    from .dist import wrap
+    model = wrap(net, device)  # DistributedDataParallel under torchrun, else net itself
+    model = model if not compile else torch.compile(model, mode=compile if isinstance(compile, str) else None)
 
     def save_state(status: str) -> None:
         history["status"] = status
@@ -289,6 +291,8 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
     try:
         with _sigterm_as_interrupt():
             for epoch in range(start_epoch, epochs):
+                if hasattr(getattr(train_iter, "sampler", None), "set_epoch"):
+                    train_iter.sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle each epoch
                 model.train()
                 t0 = time.perf_counter()
                 stats = torch.zeros(3, device=device)  # loss sum, correct, seen
@@ -324,7 +328,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
                 seconds = time.perf_counter() - t0
                 loss_sum, correct, seen = stats.tolist()
                 test_acc = evaluate_accuracy(model, test_iter, device, amp)
-                record = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
+                record = {"epoch": epoch + 1, "images": int(seen), "loss": loss_sum / seen, "train_acc": correct / seen,
                           "test_acc": test_acc, "img_per_s": seen / seconds, "seconds": seconds,
                           "eval_seconds": time.perf_counter() - t0 - seconds}
                 history["epochs"].append(record)

@@ -1,0 +1,32 @@
+"""The distributed path: the same `train` command under torchrun with 2 CPU processes (gloo backend)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _train(tmp_path, name, nproc):
+    out = tmp_path / f"{name}.json"
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
+    cmd = launcher + ["-m", "alexnet_lib", "train", "--model", "lenet", "--lr", "0.5", "--epochs", "2",
+                      "--profile", "quick", "--seed", "0", "--out", str(out)]
+    env = dict(os.environ, ALEXNET_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(out.read_text()), p.stdout
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_with_one_history(tmp_path):
+    ddp, stdout = _train(tmp_path, "ddp", 2)
+    single, _ = _train(tmp_path, "single", 1)
+    assert ddp["status"] == "finished" and ddp["settings"]["world_size"] == 2
+    # the same global batch, split over the ranks
+    assert ddp["settings"]["batch_size"] * 2 == single["settings"]["batch_size"]
+    # metrics are summed over ranks: every epoch covers the whole (quick) training set, as on one process
+    assert [e["images"] for e in ddp["epochs"]] == [e["images"] for e in single["epochs"]] == [512, 512]
+    assert all(0 <= e["test_acc"] <= 1 and e["loss"] > 0 for e in ddp["epochs"])
+    # only rank 0 prints
+    assert stdout.count("epoch  1/2") == 1 and stdout.count("done:") == 1
