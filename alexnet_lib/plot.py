@@ -305,7 +305,7 @@ def plot_dropout(x, p: float, seed: int = 0, lang: str | None = None, figsize=No
 
 # --- filters, feature maps, confusion matrix (chapter "Seeing inside AlexNet") -------------------------------------
 
-__all__ += ["plot_filters", "plot_feature_maps", "plot_confusion_matrix"]
+__all__ += ["plot_filters", "plot_feature_maps", "plot_layer_maps", "plot_confusion_matrix"]
 LABELS["true_class"] = {"en": "true class", "zh": "真实类别"}
 LABELS["pred_class"] = {"en": "predicted class", "zh": "预测类别"}
 LABELS["input"] = {"en": "input", "zh": "输入"}
@@ -317,29 +317,40 @@ def _unit(x):
     return (x - lo) / (hi - lo) if hi > lo else x * 0 + 0.5
 
 
-def plot_filters(weight, ncols: int = 16, scale: float = 0.55, title: str | None = None):
-    """Convolution kernels ``weight`` (O, I, kh, kw) as a grid of small images, like the paper's Figure 3.
+def _mosaic(kernels, ncols: int, pad: int = 1):
+    """Kernels (N, C, h, w) with C in (1, 3), each scaled to [0, 1], tiled into one (H, W) or (H, W, 3) image."""
+    import torch
+
+    n, c, h, w = kernels.shape
+    nrows = (n + ncols - 1) // ncols
+    out = torch.ones(c, nrows * (h + pad) + pad, ncols * (w + pad) + pad)
+    for i in range(n):
+        r, q = divmod(i, ncols)
+        out[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + q * (w + pad):pad + q * (w + pad) + w] = \
+            _unit(kernels[i])
+    return out[0] if c == 1 else out.permute(1, 2, 0)
+
+
+def plot_filters(weight, ncols: int = 16, title: str | None = None, ax=None, scale: float = 0.42):
+    """Convolution kernels ``weight`` (O, I, kh, kw) tiled into one image, like the paper's Figure 3.
 
     Each kernel is scaled to its own min..max, so the pattern shows whatever the weights' size: grey for one input
-    channel, colour for three (RGB), else the mean over input channels.
+    channel, colour for three (RGB), else the mean over input channels. White lines separate the kernels. With ``ax``
+    the mosaic is drawn there (e.g. two panels side by side); returns the figure.
     """
     w = weight.detach().float().cpu()
-    n = w.shape[0]
-    nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale + (0.35 if title else 0)),
-                             squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        k = w[i] if w.shape[1] in (1, 3) else w[i].mean(0, keepdim=True)
-        k = _unit(k)
-        ax.imshow((k.permute(1, 2, 0) if k.shape[0] == 3 else k[0]).numpy(), cmap="gray", vmin=0, vmax=1,
-                  interpolation="nearest")
+    if w.shape[1] not in (1, 3):
+        w = w.mean(1, keepdim=True)
+    mosaic = _mosaic(w, ncols)
+    if ax is None:
+        rows = (w.shape[0] + ncols - 1) // ncols
+        _, ax = plt.subplots(figsize=(ncols * scale, rows * scale + (0.3 if title else 0)))
+    ax.imshow(mosaic.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.1)
-    return fig
+        ax.set_title(title, fontsize=10)
+    ax.figure.tight_layout()
+    return ax.figure
 
 
 def plot_feature_maps(maps, image=None, n: int = 32, ncols: int = 8, title: str | None = None,
@@ -369,6 +380,39 @@ def plot_feature_maps(maps, image=None, n: int = 32, ncols: int = 8, title: str 
         ax.set_title(f"#{i}", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.3)
+    return fig
+
+
+def plot_layer_maps(maps: dict, image=None, n: int = 8, labels: Sequence[str] | None = None, scale: float = 1.05,
+                    lang: str | None = None):
+    """One row per layer: the first ``n`` channels of each feature map in ``maps`` ({name: (C, H, W)}), one image.
+
+    With ``image`` the input is drawn at the start of the first row. Each row is titled with its label (default: the
+    layer name) and the map's shape, so the shrinking resolution and growing depth are visible at a glance.
+    """
+    lang = lang or page_lang()
+    names = list(maps)
+    labels = list(labels) if labels is not None else names
+    extra = 1 if image is not None else 0
+    fig, axes = plt.subplots(len(names), n + extra, figsize=((n + extra) * scale, len(names) * scale * 1.05),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([]); ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+    if image is not None:
+        img = image.detach().float().cpu()
+        img = img[0] if img.dim() == 3 and img.shape[0] == 1 else img
+        axes[0, 0].imshow((img.permute(1, 2, 0) if img.dim() == 3 else img).numpy(), cmap="gray")
+        axes[0, 0].set_title(t("input", lang), fontsize=8, color="tab:blue")
+    for r, (name, label) in enumerate(zip(names, labels)):
+        m = maps[name].detach().float().cpu()
+        for i in range(min(n, m.shape[0])):
+            ax = axes[r, i + extra]
+            ax.imshow((_unit(m[i]) if m[i].max() > 0 else m[i]).numpy(), cmap="magma", vmin=0, vmax=1,
+                      interpolation="nearest")
+        axes[r, extra].set_title(f"{label} · {'×'.join(map(str, m.shape))}", fontsize=8, loc="left")
     fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.3)
     return fig
 
@@ -404,3 +448,5 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], normalize: bool = True
         ax.set_title(title, fontsize=10)
     ax.figure.tight_layout()
     return ax.figure
+
+

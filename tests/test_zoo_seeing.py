@@ -120,17 +120,22 @@ def test_predict_keeps_order_and_mode():
 def test_plots_and_widget_draw():
     import matplotlib.pyplot as plt
 
-    from alexnet_lib.plot import plot_confusion_matrix, plot_feature_maps, plot_filters
+    from alexnet_lib.plot import plot_confusion_matrix, plot_feature_maps, plot_filters, plot_layer_maps
     from alexnet_lib.widgets import feature_map_explorer
 
     net = models.d2l_alexnet(image_size=96)
-    fig = plot_filters(net.features[0].weight[:20], ncols=8)
-    assert len(fig.axes) == 24 and sum(len(ax.images) > 0 for ax in fig.axes) == 20
+    fig = plot_filters(net.features[0].weight[:20], ncols=8)  # 3 rows of 8, 11x11 each, 1-pixel gaps
+    assert fig.axes[0].images[0].get_array().shape == (3 * 12 + 1, 8 * 12 + 1)
     fig = plot_filters(models.paper_alexnet().features[0].weight[:8], ncols=4)
-    assert fig.axes[0].images[0].get_array().shape == (11, 11, 3)  # RGB kernels in colour
+    assert fig.axes[0].images[0].get_array().shape == (2 * 12 + 1, 4 * 12 + 1, 3)  # RGB kernels in colour
+    mosaic = fig.axes[0].images[0].get_array()
+    assert mosaic[1:12, 1:12].min() == 0 and mosaic[1:12, 1:12].max() == 1  # each kernel scaled to [0, 1]
     maps = feature_maps(net, torch.rand(1, 1, 96, 96), ["features.3"])["features.3"][0]
     fig = plot_feature_maps(maps, torch.rand(1, 96, 96), n=16, lang="en")
     assert sum(len(ax.images) > 0 for ax in fig.axes) == 17
+    maps = feature_maps(net, torch.rand(1, 1, 96, 96))
+    fig = plot_layer_maps({k: v[0] for k, v in maps.items()}, torch.rand(1, 96, 96), n=4)
+    assert len(fig.axes) == 5 * 5 and fig.axes[1].get_title(loc="left") == "features.0 · 96×22×22"
     fig = plot_confusion_matrix(torch.eye(3, dtype=torch.long) * 5, ["a", "b", "c"], lang="zh")
     assert fig.axes[0].get_xlabel() == "预测类别"
     plt.close("all")
