@@ -101,15 +101,21 @@ def _one(name: str, cfg: dict, model_name: str, size: int, steps: int, device: t
 
 def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,
               only: list[str] | None = None, device: torch.device | str | None = None, out=None,
-              verbose: bool = True) -> dict:
-    """Measure every configuration in :data:`CONFIGS` (those that exist on this device) and return the table."""
+              verbose: bool = True, batch: int | None = None) -> dict:
+    """Measure every configuration in :data:`CONFIGS` (those that exist on this device) and return the table.
+
+    ``batch`` replaces every configuration's batch size (default: each its own on a GPU, 16 on a CPU).
+    """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_gpu = device.type == "cuda"
     size = size or (224 if on_gpu else 96)
     steps = steps or (40 if on_gpu else 3)
+    unknown = [n for n in only or [] if n not in dict(CONFIGS)]
+    if unknown:
+        raise ValueError(f"unknown configuration(s) {unknown}; choose from {[n for n, _ in CONFIGS]}")
     configs = [(n, c) for n, c in CONFIGS if (on_gpu or n in CPU_CONFIGS) and (not only or n in only)]
-    if not on_gpu:
-        configs = [(n, dict(c, batch=16)) for n, c in configs]
+    if batch or not on_gpu:
+        configs = [(n, dict(c, batch=batch or 16)) for n, c in configs]
     flops = train_flops_per_image(model, size, device)
     peak = measure_peak_tflops(device) if on_gpu else None
     result = {"model": model, "image_size": size, "device": device.type,
@@ -148,6 +154,7 @@ def main(args) -> int:
         from .dist import ddp_bench
         return ddp_bench(args)
     only = args.only.split(",") if args.only else None
-    result = run_bench(args.model, args.size, args.steps, only, out=args.out, verbose=False)
+    result = run_bench(args.model, args.size, args.steps, only, out=args.out, verbose=False,
+                       batch=args.batch_size)
     print(format_table(result))
     return 0

@@ -76,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="images/s of the seeds' loop and each speed switch, in one run")
     b.add_argument("--model", choices=sorted(MODELS), default="d2l_alexnet")
     b.add_argument("--size", type=_positive_int, help="image side (default 224 on CUDA, 96 on CPU)")
-    b.add_argument("--batch-size", type=_positive_int, help="default 256 on CUDA, 16 on CPU")
+    b.add_argument("--batch-size", type=_positive_int,
+                   help="every configuration's batch size (default: 128, then 512 from '+ batch 512' on; 16 on CPU)")
     b.add_argument("--steps", type=_positive_int, help="timed steps per configuration")
     b.add_argument("--only", help="comma-separated configuration names to run")
     b.add_argument("--ddp", action="store_true", help="under torchrun: measure 1 GPU and all GPUs")
