@@ -13,6 +13,7 @@ checkpoints and histories. The same command runs on CPUs with the gloo backend (
 """
 from __future__ import annotations
 
+import datetime
 import os
 from contextlib import contextmanager
 
@@ -82,6 +83,7 @@ def ddp_bench(args) -> int:
                 print(f"{label:<32} {row['img_per_s']:>10,.0f} img/s (all GPUs together)", flush=True)
         if r == 0 and args.out:
             save_json({"model": args.model, "image_size": size, "world_size": n, "configuration": name,
+                       "device": device.type, "date": datetime.date.today().isoformat(),
                        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                        "torch": str(torch.__version__), "train_flops_per_image": train_flops_per_image(
                            args.model, size, device), "rows": rows}, args.out)
