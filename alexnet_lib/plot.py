@@ -282,7 +282,7 @@ def plot_dropout(x, p: float, seed: int = 0, lang: str | None = None, figsize=No
     out = x2 * keep / (1 - p) if p < 1 else torch.zeros_like(x2)
     lo, hi = min(0.0, x2.min().item()), max(out.max().item(), x2.max().item())
     vector = x2.shape[0] == 1
-    fig, axes = plt.subplots(1, 3, figsize=figsize or ((11, 1.5) if vector else (10, 3.4)), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=figsize or ((11, 1.5) if vector else (9, 3.2)), layout="constrained")
     n, k = keep.numel(), int(keep.sum())
     titles = ((f"输入 x，均值 {x2.mean():.3f}", f"掩码（白 = 保留）：{k}/{n}，p = {p:g}",
                f"输出 x·掩码/(1−p)，均值 {out.mean():.3f}") if zh else
@@ -291,7 +291,7 @@ def plot_dropout(x, p: float, seed: int = 0, lang: str | None = None, figsize=No
     panels = [(x2, "viridis", lo, hi), (keep.float(), "gray", 0, 1), (out, "viridis", lo, hi)]
     for ax, (img, cmap, vmin, vmax), title in zip(axes, panels, titles):
         ax.imshow(img.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
         if vector and x2.shape[1] <= 16:  # a short vector: write the numbers in
