@@ -177,13 +177,24 @@ def plot_generalization(runs: dict[str, dict], title: str | None = None, lang: s
     """Test accuracy and the train-test gap (``train_acc - test_acc``) per epoch of several runs, with provenance.
 
     The training accuracy in a history is the running accuracy of each epoch in training mode (dropout on,
-    augmented images), so the gap is an indicator of overfitting, not an exact measure.
+    augmented images), so the gap is an indicator of overfitting, not an exact measure. The first epoch's running
+    accuracy is far below its end-of-epoch test accuracy, so the gap axis is scaled to the later epochs and says so
+    when the first epoch falls outside it.
     """
     lang = lang or page_lang()
     with_gap = {label: {**h, "epochs": [{**e, "gap": e["train_acc"] - e["test_acc"]} for e in h["epochs"]]}
                 for label, h in runs.items()}
     fig = plot_runs(with_gap, metrics=("test_acc", "gap"), title=title, lang=lang, figsize=figsize)
-    fig.axes[1].axhline(0, color="0.5", lw=0.8)
+    ax = fig.axes[1]
+    ax.axhline(0, color="0.5", lw=0.8)
+    later = [e["gap"] for h in with_gap.values() for e in h["epochs"][1:]]
+    if len(later) >= 2:
+        lo, hi = min(later + [0.0]), max(later + [0.0])
+        pad = 0.1 * (hi - lo) or 0.01
+        ax.set_ylim(lo - pad, hi + pad)
+        if any(not lo - pad <= h["epochs"][0]["gap"] <= hi + pad for h in with_gap.values()):
+            note = "第 1 个迭代周期在图外" if lang == "zh" else "epoch 1 off the scale"
+            ax.text(0.98, 0.03, note, transform=ax.transAxes, fontsize=8, color="0.4", ha="right")
     return fig
 
 

@@ -148,3 +148,15 @@ def test_plot_generalization_draws_the_gap():
     assert acc.get_ylabel() == "test acc" and gap.get_ylabel() == "train acc − test acc"
     assert list(gap.lines[0].get_ydata()) == pytest.approx([0.0, 0.04, 0.08])
     assert "test" in fig.texts[0].get_text()  # provenance under the figure
+    assert not gap.texts  # every point is on the scale
+
+
+def test_plot_generalization_scales_the_gap_to_the_later_epochs():
+    from alexnet_lib import plot
+
+    acc = [(0.45, 0.77), (0.80, 0.84), (0.86, 0.86), (0.89, 0.87)]  # epoch 1: running train acc far below test
+    h = {"settings": {}, "epochs": [{"epoch": i + 1, "train_acc": a, "test_acc": b} for i, (a, b) in enumerate(acc)]}
+    gap = plot.plot_generalization({"a": h}, lang="zh").axes[1]
+    lo, hi = gap.get_ylim()
+    assert -0.1 < lo < -0.04 and 0.02 < hi < 0.05  # epochs 2-4 (gaps -0.04, 0, 0.02) fill the axis
+    assert [t.get_text() for t in gap.texts] == ["第 1 个迭代周期在图外"]
