@@ -63,6 +63,17 @@ def parse(src: Path) -> list[dict]:
     return cells
 
 
+_CJK = r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]"
+_SOFT_BREAK = re.compile(rf"({_CJK})\n({_CJK}|“)")
+
+
+def join_cjk_lines(text: str) -> str:
+    """Join a paragraph's soft line breaks after a Chinese character: HTML shows such a break as a space,
+    which is wrong between Chinese characters. List items, tables, headings and code fences are left alone."""
+    parts = re.split(r"(```.*?```)", text, flags=re.S)
+    return "".join(p if p.startswith("```") else _SOFT_BREAK.sub(r"\1\2", p) for p in parts)
+
+
 def build(name: str, lang: str, cells: list[dict]) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -72,8 +83,11 @@ def build(name: str, lang: str, cells: list[dict]) -> nbformat.NotebookNode:
     for c in cells:
         if c["kind"] == "markdown" and c["lang"] not in (None, lang):
             continue
-        new = nbformat.v4.new_markdown_cell if c["kind"] == "markdown" else nbformat.v4.new_code_cell
-        out.append(new(c["text"], metadata={"tags": c["tags"]} if c["tags"] else {}))
+        if c["kind"] == "markdown":
+            out.append(nbformat.v4.new_markdown_cell(join_cjk_lines(c["text"]),
+                                                     metadata={"tags": c["tags"]} if c["tags"] else {}))
+        else:
+            out.append(nbformat.v4.new_code_cell(c["text"], metadata={"tags": c["tags"]} if c["tags"] else {}))
     for i, cell in enumerate(out):  # stable ids keep diffs small
         cell["id"] = f"{name[:40]}-{lang}-{i}"
     nb.cells = out
