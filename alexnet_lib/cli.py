@@ -107,14 +107,12 @@ def _train(args) -> int:
     if args.dropout is not None:
         kw["dropout"] = args.dropout
     overrides["model_kwargs"] = kw
-    import dataclasses
-    exp = dataclasses.replace(exp, **overrides)
-    name = args.preset or exp.model
     from .dist import distributed
     with distributed() as (rank, _):  # under torchrun: one process per GPU (or gloo on CPUs)
-        h = run(dataclasses.replace(exp, description=exp.description or name), profile=args.profile,
-                out=args.out, data_path=args.data_path, device=args.device, amp=False if args.no_amp else None,
-                compile=args.compile, checkpoint=args.checkpoint, resume=args.resume, seed=args.seed)
+        # a preset is passed by name, so the history records which experiment it was
+        h = run(args.preset or exp, profile=args.profile, out=args.out, data_path=args.data_path,
+                device=args.device, amp=False if args.no_amp else None, compile=args.compile,
+                checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, **overrides)
     if rank != 0:
         return 0
     last = h["epochs"][-1]
