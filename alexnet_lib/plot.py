@@ -461,6 +461,145 @@ def plot_confusion_matrix(cm, class_names: Sequence[str], normalize: bool = True
     return ax.figure
 
 
+# --- throughput, FLOP/s against the peak, time to an accuracy (chapter "Making AlexNet fast") ---------------------
+
+__all__ += ["BENCH_NAMES", "bench_provenance", "plot_bench", "plot_roofline", "plot_time_to_accuracy"]
+BENCH_NAMES = {  # alexnet_lib.bench.CONFIGS names in Chinese (English: the names themselves)
+    "seeds' loop": "种子代码的循环",
+    "+ GPU-resident data": "+ 数据常驻 GPU",
+    "+ no .item() per step": "+ 不再每步 .item()",
+    "+ bf16 autocast": "+ bf16 自动混合精度",
+    "+ channels_last": "+ channels_last",
+    "+ fused SGD": "+ 融合 SGD",
+    "+ batch 512": "+ 批量 512",
+    "+ torch.compile": "+ torch.compile",
+    "+ CUDA graphs": "+ CUDA graphs",
+}
+LABELS["train_img_per_s"] = {"en": "training images/s", "zh": "训练速度（图像/秒）"}
+LABELS["wall_s"] = {"en": "wall time (s, training + evaluation)", "zh": "累计用时（秒，训练 + 评估）"}
+
+
+def bench_provenance(result: dict, lang: str | None = None) -> str:
+    """'NVIDIA H100 80GB HBM3 · 2026-11-23 · torch 2.11.0+cu130 · d2l_alexnet 224px · bf16 peak 774 TFLOP/s (measured)'."""
+    zh = (lang or page_lang()) == "zh"
+    parts = [result.get("device_name", "?"), result.get("date", "?"), f"torch {result.get('torch', '?')}",
+             f"{result.get('model', '?')} {result.get('image_size', '?')}px"]
+    if result.get("peak_bf16_tflops"):
+        parts.append(f"bf16 峰值 {result['peak_bf16_tflops']:.0f} TFLOP/s（实测）" if zh
+                     else f"bf16 peak {result['peak_bf16_tflops']:.0f} TFLOP/s (measured)")
+    return " · ".join(str(p) for p in parts)
+
+
+def _bench_name(name: str, lang: str) -> str:
+    return BENCH_NAMES.get(name, name) if lang == "zh" else name
+
+
+def plot_bench(result: dict, lang: str | None = None, title: str | None = None, figsize=(8, 4.2)):
+    """Training images/s per configuration of :func:`alexnet_lib.bench.run_bench` (one bar each, top to bottom in
+    the order they were added), each bar labelled with images/s and the ratio to the first row; provenance below."""
+    lang = lang or page_lang()
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=figsize)
+    y = list(range(len(rows)))[::-1]
+    vals = [r["img_per_s"] for r in rows]
+    ax.barh(y, vals, color=["0.6"] + ["tab:blue"] * (len(rows) - 1))
+    for yi, r in zip(y, rows):
+        ax.text(r["img_per_s"], yi, f"  {r['img_per_s']:,.0f}  ({r['x_seeds']:.1f}×)", va="center", fontsize=9)
+    ax.set_yticks(y, [_bench_name(r["name"], lang) for r in rows], fontsize=10)
+    ax.set_xlabel(t("train_img_per_s", lang))
+    ax.set_xlim(0, max(vals) * 1.28)
+    ax.grid(alpha=0.3, axis="x")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.text(0.01, 0.01, bench_provenance(result, lang), fontsize=7, color="0.35", va="bottom")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot_roofline(result: dict, target_img_per_s: float | None = None, lang: str | None = None,
+                  title: str | None = None, figsize=(8, 5.2)):
+    """Roofline-style picture of a bench result: achieved TFLOP/s (= training FLOPs per image x images/s) against
+    images/s on log-log axes. Every configuration lies on the line of slope FLOPs/image; the roof is the measured bf16
+    peak, so the line meets it at the most images/s the FLOP count allows. Points are numbered as the table rows."""
+    import numpy as np
+
+    lang = lang or page_lang()
+    zh = lang == "zh"
+    flops, peak = result["train_flops_per_image"], result["peak_bf16_tflops"]
+    rows = result["rows"]
+    limit = peak * 1e12 / flops  # images/s at 100% of the peak
+    fig, ax = plt.subplots(figsize=figsize)
+    x = np.geomspace(min(r["img_per_s"] for r in rows) / 5, limit * 2, 200)
+    ax.loglog(x, np.minimum(x * flops / 1e12, peak), color="0.3", lw=1.5)
+    ax.axhline(peak, color="tab:red", ls="--", lw=1,
+               label=(f"实测 bf16 峰值 {peak:.0f} TFLOP/s" if zh else f"measured bf16 peak {peak:.0f} TFLOP/s"))
+    ax.axvline(limit, color="tab:red", ls=":", lw=1,
+               label=(f"峰值对应 {limit:,.0f} 图像/秒" if zh else f"peak means {limit:,.0f} images/s"))
+    if target_img_per_s:
+        ax.axvline(target_img_per_s, color="tab:green", ls="-.", lw=1,
+                   label=(f"目标 {target_img_per_s:,.0f} 图像/秒" if zh else f"target {target_img_per_s:,.0f} images/s"))
+    for i, r in enumerate(rows, 1):
+        tf = r["img_per_s"] * flops / 1e12
+        ax.plot(r["img_per_s"], tf, "o", ms=6, color="0.6" if i == 1 else "tab:blue")
+        ax.annotate(str(i), (r["img_per_s"], tf), textcoords="offset points", xytext=(-4, 7 if i % 2 else -14),
+                    fontsize=8)
+    legend = "\n".join(f"{i}  {_bench_name(r['name'], lang)}: {r['img_per_s'] * flops / 1e12:.0f} TFLOP/s "
+                       f"({r['img_per_s'] * flops / 1e10 / peak:.0f}%)" for i, r in enumerate(rows, 1))
+    ax.text(0.02, 0.97, legend, transform=ax.transAxes, va="top", fontsize=8.5, linespacing=1.4,
+            bbox=dict(facecolor="white", edgecolor="0.8", alpha=0.9))
+    ax.set_xlabel(t("train_img_per_s", lang))
+    ax.set_ylabel("达到的 TFLOP/s" if zh else "achieved TFLOP/s")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.text(0.01, 0.01, bench_provenance(result, lang) + (f" · 每张图像训练 FLOPs {flops / 1e9:.2f} G" if zh else
+             f" · training FLOPs per image {flops / 1e9:.2f} G"), fontsize=7, color="0.35", va="bottom")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot_time_to_accuracy(runs: dict[str, dict], target: float, lang: str | None = None, title: str | None = None,
+                          figsize=(10, 3.9)):
+    """Test accuracy of several runs per epoch (left) and against cumulative wall time (right: each epoch's training
+    + evaluation seconds, so the first epoch includes any compilation), with the target as a line and the first
+    epoch reaching it starred; provenance below."""
+    import itertools
+
+    lang = lang or page_lang()
+    zh = lang == "zh"
+    fig, (ax_e, ax_s) = plt.subplots(1, 2, figsize=figsize)
+    lo = min(e["test_acc"] for h in runs.values() for e in h["epochs"])
+    for label, h in runs.items():
+        ep = [e["epoch"] for e in h["epochs"]]
+        secs = list(itertools.accumulate(e["seconds"] + e["eval_seconds"] for e in h["epochs"]))
+        acc = [e["test_acc"] for e in h["epochs"]]
+        hit = next((i for i, a in enumerate(acc) if a >= target), None)
+        for ax, xs in ((ax_e, ep), (ax_s, secs)):
+            line, = ax.plot(xs, acc, "-o", ms=3, label=label)
+            if hit is not None:
+                ax.plot(xs[hit], acc[hit], "*", ms=14, color=line.get_color())
+        if hit is not None:
+            ax_s.annotate((f"第 {hit + 1} 轮，{secs[hit]:.1f} 秒" if zh else f"epoch {hit + 1}, {secs[hit]:.1f} s"),
+                          (secs[hit], acc[hit]), textcoords="offset points", xytext=(-8, 8), ha="right", fontsize=8,
+                          color=line.get_color())
+    for ax, xlabel in ((ax_e, t("epoch", lang)), (ax_s, t("wall_s", lang))):
+        ax.axhline(target, color="0.4", ls="--", lw=1)
+        ax.set_ylim(max(lo - 0.01, target - 0.2), target + 0.02)
+        ax.text(ax.get_xlim()[0], target, f" {target:.0%}", va="bottom", fontsize=8, color="0.4")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(t("test_acc", lang))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    ax_e.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    notes = sorted({provenance(h, lang) for h in runs.values()})
+    fig.text(0.01, 0.01, "\n".join(notes), fontsize=7, color="0.35", va="bottom")
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * len(notes), 1, 1))
+    return fig
+
+
 # --- two GPUs: the 2012 split and data parallelism today (chapter "Two GPUs, 2012 and now") ------------------------
 
 __all__ += ["two_tower_layers", "draw_two_towers", "plot_ddp_throughput"]

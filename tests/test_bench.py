@@ -1,0 +1,68 @@
+"""The throughput bench (alexnet_lib.bench) on a CPU, and the plots of the chapter "Making AlexNet fast"."""
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from alexnet_lib import bench, models, plot, runs  # noqa: E402
+from alexnet_lib.trace import trace  # noqa: E402
+
+TWO = ["seeds' loop", "+ GPU-resident data"]
+
+
+@pytest.fixture(scope="module")
+def cpu_result():
+    return bench.run_bench(size=96, steps=1, only=TWO, device="cpu", verbose=False, batch=4)
+
+
+def test_run_bench_on_cpu_gives_one_row_per_configuration(cpu_result):
+    rows = cpu_result["rows"]
+    assert [r["name"] for r in rows] == TWO
+    assert all(r["img_per_s"] > 0 for r in rows)
+    assert rows[0]["x_seeds"] == 1.0
+    assert rows[1]["x_seeds"] == pytest.approx(rows[1]["img_per_s"] / rows[0]["img_per_s"])
+    assert all(r["batch"] == 4 and r["steps"] == 1 for r in rows)  # batch= overrides every configuration
+    assert cpu_result["peak_bf16_tflops"] is None and all(r["pct_of_peak"] is None for r in rows)
+    assert (cpu_result["device"], cpu_result["image_size"]) == ("cpu", 96)
+
+
+def test_format_table_names_every_configuration(cpu_result):
+    text = bench.format_table(cpu_result)
+    assert all(name in text for name in TWO)
+    assert "96x96" in text and "img/s" in text
+
+
+def test_unknown_configuration_is_an_error():
+    with pytest.raises(ValueError, match="unknown configuration"):
+        bench.run_bench(size=96, steps=1, only=["+ warp drive"], device="cpu", verbose=False)
+
+
+def test_train_flops_per_image_is_three_forwards_minus_conv1_input_gradient():
+    flops = bench.train_flops_per_image("d2l_alexnet", 224, torch.device("cpu"))
+    assert flops == pytest.approx(5.56e9, rel=0.01)
+    tr = trace(models.d2l_alexnet(), (1, 224, 224))
+    conv1 = tr.rows[0]["flops"]  # the input needs no gradient, so conv1 has no input-gradient convolution
+    assert flops == pytest.approx(3 * tr.flops - conv1, rel=0.01)
+
+
+def test_bench_plots_carry_provenance_and_language():
+    result = runs.load("bench/h100")
+    fig = plot.plot_bench(result, lang="zh")
+    texts = " ".join(t.get_text() for t in fig.texts)
+    assert result["device_name"] in texts and result["date"] in texts
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert ticks[0] == "种子代码的循环" and len(fig.axes[0].patches) == len(result["rows"])
+    fig = plot.plot_roofline(result, 60_000, lang="en")
+    limit = result["peak_bf16_tflops"] * 1e12 / result["train_flops_per_image"]
+    assert any(f"{limit:,.0f} images/s" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert result["device_name"] in " ".join(t.get_text() for t in fig.texts)
+    matplotlib.pyplot.close("all")
+
+
+def test_time_to_accuracy_marks_the_first_epoch_at_the_target():
+    h = {"device_name": "cpu", "date": "2026-01-01", "settings": {}, "epochs": [
+        {"epoch": i + 1, "test_acc": a, "seconds": 2.0, "eval_seconds": 0.5} for i, a in enumerate([0.5, 0.91, 0.9])]}
+    fig = plot.plot_time_to_accuracy({"run": h}, 0.9, lang="en")
+    assert [t.get_text() for t in fig.axes[1].texts if "epoch" in t.get_text()] == ["epoch 2, 5.0 s"]
+    matplotlib.pyplot.close("all")
