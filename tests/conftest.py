@@ -11,6 +11,16 @@ sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models train as fast on one thread, and much faster when the CPU is shared with other work."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def cache(tmp_path, monkeypatch):
     """A private cache folder, so a test can damage data without touching the real cache."""
     monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))

@@ -30,13 +30,7 @@ from alexnet_lib.train import CheckpointMismatch, DivergedError, OutOfMemory, lo
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is as fast, and much faster when the CPU is shared with other work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- wrong input shapes (d2l AlexNet at 28x28 and RGB into it: tests/test_models.py and tests/test_trace.py) -------
