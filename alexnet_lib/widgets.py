@@ -7,6 +7,28 @@ from __future__ import annotations
 __all__: list[str] = ["augment_gallery"]
 
 
+def _live(rows, make_fig):
+    """Rows of controls above a figure that ``make_fig()`` redraws whenever any control's value changes."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    out = W.Output()
+
+    def draw(_=None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = make_fig()
+            display(fig)
+            plt.close(fig)
+
+    for row in rows:
+        for w in row:
+            w.observe(draw, names="value")
+    draw()
+    return W.VBox([W.HBox(list(row)) for row in rows] + [out])
+
+
 def augment_gallery(images, n: int = 7, *, preset: str = "shift", lang: str | None = None):
     """Explore the augmentation presets on real images: a grid of ``n`` augmented versions of one image.
 
@@ -16,8 +38,6 @@ def augment_gallery(images, n: int = 7, *, preset: str = "shift", lang: str | No
     frame is :func:`alexnet_lib.plot.show_augmented` with the defaults, which a chapter also shows as a static figure.
     """
     import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from .augment import PRESETS
     from .plot import page_lang, show_augmented
@@ -28,20 +48,9 @@ def augment_gallery(images, n: int = 7, *, preset: str = "shift", lang: str | No
     path_w = W.ToggleButtons(options=[("torchvision v2", "v2"), ("gpu_augment", "gpu")], value="v2")
     index_w = W.IntSlider(value=0, min=0, max=len(images) - 1, description="图像" if zh else "image", style=style)
     seed_w = W.IntSlider(value=0, min=0, max=99, description="随机种子" if zh else "seed", style=style)
-    out = W.Output()
-
-    def draw(_=None) -> None:
-        with out:
-            out.clear_output(wait=True)
-            fig = show_augmented(images[index_w.value], preset_w.value, n, seed=seed_w.value, path=path_w.value,
-                                 lang=lang)
-            display(fig)
-            plt.close(fig)
-
-    for w in (preset_w, path_w, index_w, seed_w):
-        w.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([preset_w, path_w]), W.HBox([index_w, seed_w]), out])
+    return _live([(preset_w, path_w), (index_w, seed_w)],
+                 lambda: show_augmented(images[index_w.value], preset_w.value, n, seed=seed_w.value,
+                                        path=path_w.value, lang=lang))
 
 
 __all__ += ["activation_explorer", "dropout_explorer"]
@@ -56,8 +65,6 @@ def activation_explorer(name: str = "sigmoid", *, x_max: float = 6.0, scale: flo
     near-zero-derivative stretches shaded; a chapter shows the first frame as a static figure.
     """
     import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from .plot import ACTIVATION_LABELS, page_lang, plot_activations
 
@@ -69,19 +76,8 @@ def activation_explorer(name: str = "sigmoid", *, x_max: float = 6.0, scale: flo
                             style=style, continuous_update=False)
     scale_w = W.FloatLogSlider(value=scale, base=2, min=-2, max=3, step=0.25, description="缩放 s" if zh else "scale s",
                                style=style, continuous_update=False)
-    out = W.Output()
-
-    def draw(_=None) -> None:
-        with out:
-            out.clear_output(wait=True)
-            fig = plot_activations(x_max=range_w.value, scale=scale_w.value, highlight=name_w.value, lang=lang)
-            display(fig)
-            plt.close(fig)
-
-    for w in (name_w, range_w, scale_w):
-        w.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([name_w, range_w, scale_w]), out])
+    return _live([(name_w, range_w, scale_w)],
+                 lambda: plot_activations(x_max=range_w.value, scale=scale_w.value, highlight=name_w.value, lang=lang))
 
 
 def dropout_explorer(x=None, *, p: float = 0.5, seed: int = 0, lang: str | None = None):
@@ -92,9 +88,7 @@ def dropout_explorer(x=None, *, p: float = 0.5, seed: int = 0, lang: str | None 
     with the means before and after; a chapter shows the first frame as a static figure.
     """
     import ipywidgets as W
-    import matplotlib.pyplot as plt
     import torch
-    from IPython.display import display
 
     from .plot import page_lang, plot_dropout
 
@@ -106,19 +100,7 @@ def dropout_explorer(x=None, *, p: float = 0.5, seed: int = 0, lang: str | None 
                         style=style, continuous_update=False)
     seed_w = W.IntSlider(value=seed, min=0, max=99, description="随机种子" if zh else "seed", style=style,
                          continuous_update=False)
-    out = W.Output()
-
-    def draw(_=None) -> None:
-        with out:
-            out.clear_output(wait=True)
-            fig = plot_dropout(x, p_w.value, seed=seed_w.value, lang=lang)
-            display(fig)
-            plt.close(fig)
-
-    for w in (p_w, seed_w):
-        w.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([p_w, seed_w]), out])
+    return _live([(p_w, seed_w)], lambda: plot_dropout(x, p_w.value, seed=seed_w.value, lang=lang))
 
 
 __all__ += ["feature_map_explorer"]
@@ -135,8 +117,6 @@ def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, 
     the first frame as a static figure.
     """
     import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from .inspect_net import conv_layers, feature_maps
     from .plot import page_lang, plot_feature_maps
@@ -148,22 +128,14 @@ def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, 
     index_w = W.IntSlider(value=index, min=0, max=len(images) - 1, description="图像" if zh else "image", style=style,
                           continuous_update=False)
     layer_w = W.Dropdown(options=names, value=layer or layers[0], description="层" if zh else "layer", style=style)
-    out = W.Output()
     device = next(net.parameters()).device
 
-    def draw(_=None) -> None:
+    def frame():
         i, name = index_w.value, layer_w.value
         maps = feature_maps(net, images[i:i + 1].to(device), [name])[name][0]
         label = dict((v, k) for k, v in names)[name]
         head = f"{titles[i]} · " if titles is not None else ""
         shape = "×".join(map(str, maps.shape))
-        with out:
-            out.clear_output(wait=True)
-            fig = plot_feature_maps(maps, images[i], n=n, title=f"{head}{label} · {shape}", lang=lang)
-            display(fig)
-            plt.close(fig)
+        return plot_feature_maps(maps, images[i], n=n, title=f"{head}{label} · {shape}", lang=lang)
 
-    for w in (index_w, layer_w):
-        w.observe(draw, names="value")
-    draw()
-    return W.VBox([W.HBox([index_w, layer_w]), out])
+    return _live([(index_w, layer_w)], frame)
