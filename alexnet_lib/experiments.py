@@ -106,7 +106,7 @@ def run(name: str | Experiment, *, profile: str | None = None, out: str | Path |
         data_path: str | None = None, device: str | torch.device | None = None, amp: bool | None = None,
         channels_last: bool | None = None, compile: bool = False, fused: bool | None = None,
         checkpoint: str | Path | None = None, resume: bool = False, seed: int = 0, verbose: bool = True,
-        rank: int = 0, world_size: int = 1, **overrides) -> dict:
+        **overrides) -> dict:
     """Train experiment ``name`` at the profile's size; write the history to ``out`` if given; return it.
 
     ``overrides`` replace fields of the experiment (e.g. ``epochs=1``). ``data_path`` is ``"gpu"`` (the
@@ -128,8 +128,8 @@ def run(name: str | Experiment, *, profile: str | None = None, out: str | Path |
     epochs = exp.epochs if p.name == "full" else min(exp.epochs, p.epochs)
     batch = exp.batch_size if p.name == "full" else min(exp.batch_size, p.batch_size)
     from .dist import rank as _rank, world_size as _world
-    if _world() > 1:  # under torchrun: the same global batch, split over the ranks
-        rank, world_size = _rank(), _world()
+    rank, world_size = _rank(), _world()  # (0, 1) unless started by torchrun
+    if world_size > 1:  # the same global batch, split over the ranks
         batch = max(1, batch // world_size)
     train_limit = exp.train_limit if p.name == "full" else p.train_limit
     data_path = data_path or ("gpu" if device.type == "cuda" else "loader")
