@@ -19,28 +19,33 @@ import torch.nn.functional as F
 
 from .data import load_data_fashion_mnist
 from .gpu_data import gpu_loaders
-from .models import build_model
+from .models import build_model, space_to_depth_stem
 from .runs import save_json
 from .trace import human, valid_sizes
-from .train import train
+from .train import make_optimizer, train
 
-__all__ = ["CONFIGS", "measure_peak_tflops", "train_flops_per_image", "run_bench", "main"]
+__all__ = ["CONFIGS", "measure_peak_tflops", "train_flops_per_image", "run_bench", "layer_times", "kernel_profile",
+           "format_layers", "format_kernels", "main"]
 
 # Each configuration adds one switch to the one before it (the first is the seeds' loop).
+_FAST = dict(data="gpu", item=False, amp=True, channels_last=True, fused=True)
 CONFIGS: list[tuple[str, dict]] = [
     ("seeds' loop", dict(data="loader", item=True, amp=False, channels_last=False, fused=False, batch=128)),
     ("+ GPU-resident data", dict(data="gpu", item=True, amp=False, channels_last=False, fused=False, batch=128)),
     ("+ no .item() per step", dict(data="gpu", item=False, amp=False, channels_last=False, fused=False, batch=128)),
     ("+ bf16 autocast", dict(data="gpu", item=False, amp=True, channels_last=False, fused=False, batch=128)),
     ("+ channels_last", dict(data="gpu", item=False, amp=True, channels_last=True, fused=False, batch=128)),
-    ("+ fused SGD", dict(data="gpu", item=False, amp=True, channels_last=True, fused=True, batch=128)),
-    ("+ batch 512", dict(data="gpu", item=False, amp=True, channels_last=True, fused=True, batch=512)),
-    ("+ torch.compile", dict(data="gpu", item=False, amp=True, channels_last=True, fused=True, batch=512,
-                             compile=True)),
-    ("+ CUDA graphs", dict(data="gpu", item=False, amp=True, channels_last=True, fused=True, batch=512,
-                           compile="reduce-overhead")),
+    ("+ fused SGD", dict(_FAST, batch=128)),
+    ("+ batch 512", dict(_FAST, batch=512)),
+    ("+ torch.compile", dict(_FAST, batch=512, compile=True)),
+    ("+ space-to-depth conv1", dict(_FAST, batch=512, compile=True, s2d=True)),
+    ("+ batch 2048", dict(_FAST, batch=2048, compile=True, s2d=True)),
+    ("+ CUDA graphs", dict(_FAST, batch=2048, compile="reduce-overhead", s2d=True)),
 ]
-CPU_CONFIGS = ["seeds' loop", "+ GPU-resident data", "+ no .item() per step", "+ channels_last"]
+CPU_CONFIGS = ["seeds' loop", "+ GPU-resident data", "+ no .item() per step", "+ channels_last",
+               "+ space-to-depth conv1"]
+# Profiled with --profile: the step before and after the space-to-depth first layer.
+PROFILED = ["+ torch.compile", "+ space-to-depth conv1"]
 
 
 def measure_peak_tflops(device: torch.device, n: int = 8192, reps: int = 10) -> float:
@@ -75,11 +80,16 @@ def train_flops_per_image(model_name: str, size: int, device: torch.device) -> f
     return counter.get_total_flops() / 2
 
 
+def _build(model_name: str, size: int, cfg: dict) -> torch.nn.Module:
+    net = build_model(model_name, image_size=size) if model_name in ("d2l_alexnet", "half_alexnet") \
+        else build_model(model_name)
+    return space_to_depth_stem(net) if cfg.get("s2d") else net
+
+
 def _one(name: str, cfg: dict, model_name: str, size: int, steps: int, device: torch.device) -> dict:
     batch = cfg["batch"]
     limit = batch * steps
-    kwargs = {"image_size": size} if model_name in ("d2l_alexnet", "half_alexnet") else {}
-    net = build_model(model_name, **kwargs)
+    net = _build(model_name, size, cfg)
     if cfg["data"] == "loader":
         train_iter, test_iter = load_data_fashion_mnist(batch, resize=size, source="full", train_limit=limit,
                                                         test_limit=batch, num_workers=4 if device.type == "cuda" else 0)
@@ -91,7 +101,8 @@ def _one(name: str, cfg: dict, model_name: str, size: int, steps: int, device: t
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    h = train(net, train_iter, test_iter, 2, 0.01 * batch / 128, momentum=0.9, device=device, amp=cfg["amp"],
+    lr = 0.01 * min(batch, 512) / 128  # scaled with the batch up to 512; beyond that it would diverge without warm-up
+    h = train(net, train_iter, test_iter, 2, lr, momentum=0.9, device=device, amp=cfg["amp"],
               channels_last=cfg["channels_last"], fused=cfg["fused"], compile=cfg.get("compile", False),
               item_every_step=cfg["item"], verbose=False, progress=False, seed=0)
     return {"name": name, **{k: v for k, v in cfg.items()}, "img_per_s": h["epochs"][-1]["img_per_s"],
@@ -99,12 +110,191 @@ def _one(name: str, cfg: dict, model_name: str, size: int, steps: int, device: t
             "peak_mem_GB": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
 
 
+def _median_ms(fn, reps: int, device: torch.device) -> float:
+    """Median milliseconds of ``fn()`` over ``reps`` calls (CUDA events on a GPU, a host clock on a CPU)."""
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | None = None,
+                device: torch.device | str | None = None, cfg: dict | None = None, reps: int = 20) -> list[dict]:
+    """Forward and forward+backward milliseconds of every layer alone, at the shapes it sees in training.
+
+    Each layer of ``features`` and ``classifier`` runs on a stored copy of its real input (bf16 autocast and
+    channels_last as in ``cfg``, default the fast configuration), eagerly; the backward pass computes the input's
+    gradient too, except for the first layer (the images need none). The sum is close to an eager step.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg = {"amp": device.type == "cuda", "channels_last": True, **(cfg or {})}
+    size = size or (224 if device.type == "cuda" else 96)
+    torch.manual_seed(0)
+    net = _build(model_name, size, cfg)
+    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    net.to(device, memory_format=fmt).train()
+    for m in net.modules():
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = False  # each layer reruns on the same stored input
+    layers = [(f"features.{i}", m) for i, m in enumerate(net.features)] + [("flatten", torch.nn.Flatten())] + \
+        [(f"classifier.{i}", m) for i, m in enumerate(net.classifier)]
+    x = torch.rand(batch, net.in_channels, size, size, device=device).to(memory_format=fmt)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if cfg["amp"] else torch.autocast(device.type,
+                                                                                              enabled=False)
+    rows = []
+    for i, (name, layer) in enumerate(layers):
+        with amp:
+            x_in = x.detach().requires_grad_(i > 0)
+            out = layer(x_in)
+        grad = torch.randn_like(out)
+
+        def fwd():
+            with amp:
+                return layer(x_in)
+
+        def fwd_bwd():
+            with amp:
+                o = layer(x_in)
+            if o.requires_grad:
+                o.backward(grad)
+        fwd_ms, both = _median_ms(fwd, reps, device), _median_ms(fwd_bwd, reps, device)
+        params = sum(p.numel() for p in layer.parameters())
+        rows.append({"layer": name, "type": type(layer).__name__, "output": list(out.shape[1:]), "params": params,
+                     "fwd_ms": fwd_ms, "bwd_ms": both - fwd_ms, "total_ms": both})
+        x = out.detach()
+        layer.zero_grad(set_to_none=True)
+    return rows
+
+
+_KERNEL_KINDS = [  # (kind, substrings of the kernel name), first match wins; Triton kernels are Inductor's
+    ("max pooling", ("max_pool", "maxpool")),
+    ("conv bias grad", ("red_fused_convolution_backward",)),
+    ("fused elementwise (compiled)", ("triton",)),
+    ("conv weight grad", ("wgrad",)), ("conv input grad", ("dgrad",)),
+    ("conv backward (CPU)", ("conv2d_backward", "convolution_backward")),
+    ("conv layout conversion", ("nchwtonhwc", "nhwctonchw")),
+    ("conv forward", ("fprop", "implicit_convolve", "conv2d", "convolution", "convolve", "winograd", "cudnn")),
+    ("matmul (dense layers)", ("gemm", "nvjet", "cutlass", "sm90_xmma", "aten::mm", "aten::addmm")),
+    ("data: resize/augment", ("grid_sampler", "affine_grid", "upsample")),
+    ("optimizer", ("multi_tensor", "fused_sgd", "foreach")),
+]
+
+
+def _kernel_kind(name: str) -> str:
+    low = name.lower()
+    for kind, keys in _KERNEL_KINDS:
+        if any(k in low for k in keys):
+            return kind
+    return "other elementwise / copies"
+
+
+def kernel_profile(cfg: dict | None = None, model_name: str = "d2l_alexnet", size: int | None = None,
+                   steps: int = 20, warmup: int = 10, device: torch.device | str | None = None, top: int | None = None) -> dict:
+    """Where the GPU time of a training step goes, from ``torch.profiler``: top kernels and kernel kinds per step.
+
+    Runs ``warmup`` then ``steps`` steps of the training step of configuration ``cfg`` (a dict as in
+    :data:`CONFIGS`; default the best one) on the GPU-resident loader, and returns GPU milliseconds per step by
+    kernel and by kind, and the wall milliseconds per step for comparison (GPU idle time is their difference).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg = dict(cfg or dict(CONFIGS)["+ torch.compile"])
+    size = size or (224 if device.type == "cuda" else 96)
+    batch = cfg["batch"]
+    torch.manual_seed(0)
+    net = _build(model_name, size, cfg)
+    fmt = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
+    net.to(device, memory_format=fmt).train()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    opt = make_optimizer(net, "sgd", 0.01, 0.9, fused=cfg.get("fused", False) and device.type == "cuda")
+    compiled = cfg.get("compile")
+    model = torch.compile(net, mode=compiled if isinstance(compiled, str) else None) if compiled else net
+    loader, _ = gpu_loaders(batch, size, source="full", device=device, train_limit=batch * (steps + warmup),
+                            test_limit=batch)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(cfg.get("amp")))
+
+    def run(n):
+        it = iter(loader)
+        for _ in range(n):
+            x, y = next(it)
+            x = x.to(memory_format=fmt)
+            with amp:
+                loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    run(warmup)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
+    sync()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    t0 = time.perf_counter()
+    with profile(activities=activities) as prof:
+        run(steps)
+        sync()
+    wall_ms = (time.perf_counter() - t0) * 1e3 / steps
+    kernels: dict[str, list] = {}
+    for ev in prof.events():
+        annotation = getattr(ev, "is_user_annotation", False) or "#" in ev.name or ev.name.startswith("Profiler")
+        if device.type == "cuda" and ev.device_type.name == "CUDA" and not annotation:  # kernels, copies, memsets
+            k = kernels.setdefault(ev.name, [0.0, 0])
+            k[0] += ev.device_time / 1e3
+            k[1] += 1
+    if device.type != "cuda":  # on a CPU: the top-level operators instead of kernels
+        for ev in prof.key_averages():
+            if ev.key.startswith("aten::"):
+                kernels[ev.key] = [ev.self_cpu_time_total / 1e3, ev.count]
+    total = sum(v[0] for v in kernels.values())
+    rows = sorted(({"kernel": n, "kind": _kernel_kind(n), "ms_per_step": v[0] / steps, "calls_per_step": v[1] / steps,
+                    "pct": 100 * v[0] / total if total else 0.0} for n, v in kernels.items()),
+                  key=lambda r: -r["ms_per_step"])
+    kinds: dict[str, float] = {}
+    for r in rows:
+        kinds[r["kind"]] = kinds.get(r["kind"], 0.0) + r["ms_per_step"]
+    return {"config": cfg, "batch": batch, "steps": steps, "wall_ms_per_step": wall_ms,
+            "gpu_ms_per_step": total / steps, "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+            "top": rows[:top] if top else rows}
+
+
+def format_layers(rows: list[dict]) -> str:
+    total = sum(r["total_ms"] for r in rows)
+    lines = [f"{'layer':<14} {'type':<18} {'output':<16} {'fwd ms':>8} {'bwd ms':>8} {'share':>6}"]
+    for r in rows:
+        lines.append(f"{r['layer']:<14} {r['type']:<18} {'x'.join(map(str, r['output'])):<16} "
+                     f"{r['fwd_ms']:8.3f} {r['bwd_ms']:8.3f} {100 * r['total_ms'] / total:5.1f}%")
+    lines.append(f"{'sum':<50} {sum(r['fwd_ms'] for r in rows):8.3f} {sum(r['bwd_ms'] for r in rows):8.3f}")
+    return "\n".join(lines)
+
+
+def format_kernels(prof: dict, n: int = 12) -> str:
+    lines = [f"GPU {prof['gpu_ms_per_step']:.2f} ms per step (wall {prof['wall_ms_per_step']:.2f} ms), batch "
+             f"{prof['batch']}"]
+    lines += [f"  {k:<30} {ms:7.3f} ms  {100 * ms / prof['gpu_ms_per_step']:5.1f}%" for k, ms in prof["kinds"].items()]
+    lines += [f"  {r['ms_per_step']:7.3f} ms {r['calls_per_step']:5.1f}x  {r['kernel'][:90]}" for r in prof["top"][:n]]
+    return "\n".join(lines)
+
+
 def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,
               only: list[str] | None = None, device: torch.device | str | None = None, out=None,
-              verbose: bool = True, batch: int | None = None) -> dict:
+              verbose: bool = True, batch: int | None = None, profile: bool = False) -> dict:
     """Measure every configuration in :data:`CONFIGS` (those that exist on this device) and return the table.
 
     ``batch`` replaces every configuration's batch size (default: each its own on a GPU, 16 on a CPU).
+    ``profile=True`` also records where the time goes: :func:`kernel_profile` of the configurations in
+    :data:`PROFILED` and :func:`layer_times` without and with the space-to-depth first layer (``"profile"`` key).
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_gpu = device.type == "cuda"
@@ -116,6 +306,8 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
     configs = [(n, c) for n, c in CONFIGS if (on_gpu or n in CPU_CONFIGS) and (not only or n in only)]
     if batch or not on_gpu:
         configs = [(n, dict(c, batch=batch or 16)) for n, c in configs]
+    if not on_gpu:  # no compilation on a CPU (minutes of C++ builds for a few steps)
+        configs = [(n, dict(c, compile=False)) for n, c in configs]
     flops = train_flops_per_image(model, size, device)
     peak = measure_peak_tflops(device) if on_gpu else None
     result = {"model": model, "image_size": size, "device": device.type,
@@ -130,6 +322,19 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
         result["rows"].append(row)
         if verbose:
             print(_row_text(row), flush=True)
+        if out is not None:
+            save_json(result, out)
+    if profile:
+        cfgs = dict(CONFIGS)
+        pbatch = batch or (512 if on_gpu else 16)
+        result["profile"] = {
+            "kernels": {n: kernel_profile(dict(cfgs[n], batch=pbatch, compile=cfgs[n]["compile"] and on_gpu),
+                                          model, size, device=device) for n in PROFILED},
+            "layers": {"plain": layer_times(model, pbatch, size, device),
+                       "space-to-depth": layer_times(model, pbatch, size, device, cfg={"s2d": True})}}
+        if verbose:
+            for n, p in result["profile"]["kernels"].items():
+                print(f"== {n}\n" + format_kernels(p), flush=True)
         if out is not None:
             save_json(result, out)
     return result
@@ -155,6 +360,11 @@ def main(args) -> int:
         return ddp_bench(args)
     only = args.only.split(",") if args.only else None
     result = run_bench(args.model, args.size, args.steps, only, out=args.out, verbose=False,
-                       batch=args.batch_size)
+                       batch=args.batch_size, profile=args.profile)
     print(format_table(result))
+    if args.profile:
+        for name, p in result["profile"]["kernels"].items():
+            print(f"\nwhere the GPU time goes, {name}:\n" + format_kernels(p))
+        print("\nper layer, eager, without the space-to-depth first layer:\n"
+              + format_layers(result["profile"]["layers"]["plain"]))
     return 0

@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device")
     t.add_argument("--no-amp", action="store_true", help="fp32 even on CUDA")
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--s2d-stem", action="store_true", default=None,
+                   help="first convolution as pixel_unshuffle + 3x3 conv (same maths, faster on GPUs)")
+    t.add_argument("--tta", action="store_true", default=None, help="evaluate on each test image and its mirror")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="write the history JSON here (after every epoch)")
     t.add_argument("--checkpoint", help="save model/optimizer/history here after every epoch")
@@ -81,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=_positive_int, help="timed steps per configuration")
     b.add_argument("--only", help="comma-separated configuration names to run")
     b.add_argument("--ddp", action="store_true", help="under torchrun: measure 1 GPU and all GPUs")
+    b.add_argument("--profile", action="store_true",
+                   help="also profile the step (kernels by kind, time per layer) before and after space-to-depth")
     b.add_argument("--out", help="write the table as JSON here")
 
     r = sub.add_parser("trace", help="per-layer shapes, parameters and FLOPs of a model")
@@ -100,7 +105,7 @@ def _train(args) -> int:
     overrides = {k: v for k, v in dict(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
         momentum=args.momentum, weight_decay=args.weight_decay, init=args.init, scheduler=args.scheduler,
-        augment=args.augment).items() if v is not None}
+        augment=args.augment, s2d_stem=args.s2d_stem, tta=args.tta).items() if v is not None}
     kw = dict(exp.model_kwargs)
     if args.activation is not None:
         kw["activation"] = args.activation

@@ -17,12 +17,13 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .trace import check_input
 
 __all__ = ["LeNet", "AlexNet", "PaperAlexNet", "lenet", "d2l_alexnet", "half_alexnet", "paper_alexnet",
-           "torchvision_alexnet", "MODELS", "build_model", "ACTIVATIONS"]
+           "torchvision_alexnet", "MODELS", "build_model", "ACTIVATIONS", "SpaceToDepthConv2d", "space_to_depth_stem"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -197,6 +198,56 @@ def torchvision_alexnet(in_channels: int = 3, num_classes: int = 1000, *, dropou
     if in_channels != 3:
         net.features[0] = nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2)
     net.in_channels, net.image_size = in_channels, 224
+    return net
+
+
+class SpaceToDepthConv2d(nn.Module):
+    """A strided convolution computed as ``pixel_unshuffle`` followed by a stride-1 convolution: same weights,
+    same result (up to rounding), a shape the GPU's matrix units like.
+
+    AlexNet's first layer (11x11, stride 4) sees 1 or 3 input channels, so each output pixel's dot product runs over
+    a thin, oddly sized window that tensor cores handle poorly. Cutting the padded image into 4x4 blocks and stacking
+    each block's 16 pixels as channels turns it into a 3x3 convolution over 16 (or 48) channels with stride 1; the
+    11x11 kernel is zero-padded to 12x12 and rearranged the same way. The parameters stay ``weight`` (C_out, C_in,
+    11, 11) and ``bias``, so checkpoints load either way.
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        (k, k2), (s, s2), (p, p2) = conv.kernel_size, conv.stride, conv.padding
+        if k != k2 or s != s2 or p != p2 or conv.groups != 1 or conv.dilation != (1, 1) or s < 2:
+            raise ValueError("SpaceToDepthConv2d needs a square, strided, ungrouped, undilated convolution")
+        self.weight, self.bias = conv.weight, conv.bias
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size, self.stride, self.padding = k, s, p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s, p = self.kernel_size, self.stride, self.padding
+        blocks = -(-k // s)  # kernel side in blocks of s pixels
+        h, w = x.shape[-2:]
+        out_h, out_w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        need_h, need_w = s * (out_h - 1 + blocks), s * (out_w - 1 + blocks)
+        # pad on the left/top as the convolution does; pad or crop on the right/bottom to whole blocks
+        x = F.pad(x, (p, need_w - w - p, p, need_h - h - p))
+        x = F.pixel_unshuffle(x, s)  # (N, C*s*s, need_h/s, need_w/s); channel c*s*s + dy*s + dx
+        wt = F.pad(self.weight, (0, blocks * s - k, 0, blocks * s - k))
+        o, c = wt.shape[:2]
+        wt = wt.view(o, c, blocks, s, blocks, s).permute(0, 1, 3, 5, 2, 4).reshape(o, c * s * s, blocks, blocks)
+        return F.conv2d(x, wt, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, computed as pixel_unshuffle({self.stride}) + "
+                f"{-(-self.kernel_size // self.stride)}x{-(-self.kernel_size // self.stride)} stride-1 conv")
+
+
+def space_to_depth_stem(net: nn.Module) -> nn.Module:
+    """Replace the first convolution of ``net.features`` by its :class:`SpaceToDepthConv2d` twin (in place)."""
+    first = net.features[0]
+    if isinstance(first, nn.Conv2d):
+        net.features[0] = SpaceToDepthConv2d(first)
+    elif not isinstance(first, SpaceToDepthConv2d):
+        raise ValueError(f"{type(net).__name__}.features[0] is a {type(first).__name__}, not a convolution")
     return net
 
 

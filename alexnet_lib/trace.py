@@ -38,9 +38,10 @@ def _meta_call(model: nn.Module, x: torch.Tensor):
     """Run ``model`` on the meta device without copying its weights."""
     state = {k: torch.empty_like(v, device="meta") for k, v in
              list(model.named_parameters()) + list(model.named_buffers())}
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), x.dtype)
     token = _SKIP_CHECK.set(True)
     try:
-        return functional_call(model, state, (x.to("meta"),))
+        return functional_call(model, state, (x.to("meta", dtype),))
     finally:
         _SKIP_CHECK.reset(token)
 

@@ -107,8 +107,12 @@ def _sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
-                      amp: bool = False) -> float:
-    """Fraction of correctly classified images in ``data_iter`` (model put in eval mode, then restored)."""
+                      amp: bool = False, tta: bool = False) -> float:
+    """Fraction of correctly classified images in ``data_iter`` (model put in eval mode, then restored).
+
+    ``tta=True`` averages the logits of each image and its mirror image (test-time augmentation; the 2012 paper
+    averaged ten crops and their mirrors).
+    """
     device = torch.device(device) if device is not None else next(net.parameters()).device
     was_training = net.training
     net.eval()
@@ -116,7 +120,8 @@ def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device 
     for x, y in data_iter:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with _autocast(device, amp):
-            stats[0] += (net(x).argmax(1) == y).sum()
+            logits = net(x) + net(x.flip(-1)) if tta else net(x)
+            stats[0] += (logits.argmax(1) == y).sum()
         stats[1] += y.numel()
     _sum_across_ranks(stats)
     net.train(was_training)
@@ -207,6 +212,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
           init: str | None = None, scheduler: str | None = None, warmup: int = 0, label_smoothing: float = 0.0,
           device: torch.device | str | None = None, amp: bool = False, channels_last: bool = False,
           compile: bool | str = False, fused: bool = False, check_every: int = 50, item_every_step: bool = False,
+          tta: bool = False,
           checkpoint: str | Path | None = None, resume: bool = False, history_path: str | Path | None = None,
           name: str | None = None, progress: bool | None = None, verbose: bool = True, seed: int | None = None,
           extra: dict | None = None) -> dict:
@@ -223,6 +229,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
             they change speed, not the maths.
         item_every_step: read the loss with ``.item()`` after every step, as the seeds' loop did (a host sync
             per step; only for measuring what it costs).
+        tta: evaluate on each test image and its mirror image (see :func:`evaluate_accuracy`).
         checkpoint, resume: save after every epoch to this path; continue from it.
         history_path: also write the history JSON there after every epoch (atomically).
         progress: a tqdm bar per epoch (default: when stderr is a terminal); verbose: one line per epoch.
@@ -237,7 +244,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
     settings = dict(epochs=epochs, lr=lr, optimizer=optimizer, momentum=momentum, nesterov=nesterov,
                     weight_decay=weight_decay, init=init, scheduler=scheduler, warmup=warmup,
                     label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, compile=compile,
-                    fused=fused, seed=seed, batch_size=getattr(train_iter, "batch_size", None),
+                    fused=fused, tta=tta, seed=seed, batch_size=getattr(train_iter, "batch_size", None),
                     steps_per_epoch=steps_per_epoch, world_size=torch.distributed.get_world_size() if _is_dist() else 1,
                     **(extra or {}))
     base = getattr(net, "module", net)
@@ -288,6 +295,8 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
                 f"training stopped. Try a smaller learning rate (e.g. {lr / 10:.3g}), a warm-up, or Xavier "
                 f"initialisation. The {len(history['epochs'])} finished epoch(s) are kept in the history.", history)
 
+    # wall-clock seconds since the start of training (continued across a resume), compilation included
+    t_start = time.perf_counter() - (history["epochs"][-1].get("elapsed", 0.0) if history["epochs"] else 0.0)
     try:
         with _sigterm_as_interrupt():
             for epoch in range(start_epoch, epochs):
@@ -327,10 +336,12 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
                     torch.cuda.synchronize(device)
                 seconds = time.perf_counter() - t0
                 loss_sum, correct, seen = stats.tolist()
-                test_acc = evaluate_accuracy(model, test_iter, device, amp)
+                # evaluated eagerly: same weights, and no second compilation for eval mode and the test batch size
+                test_acc = evaluate_accuracy(net if compile else model, test_iter, device, amp, tta)
+                now = time.perf_counter()
                 record = {"epoch": epoch + 1, "images": int(seen), "loss": loss_sum / seen, "train_acc": correct / seen,
                           "test_acc": test_acc, "img_per_s": seen / seconds, "seconds": seconds,
-                          "eval_seconds": time.perf_counter() - t0 - seconds}
+                          "eval_seconds": now - t0 - seconds, "elapsed": now - t_start}
                 history["epochs"].append(record)
                 if rank0 and verbose:
                     print(f"epoch {epoch + 1:>2}/{epochs}  loss {record['loss']:.3f}  train acc "

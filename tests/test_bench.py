@@ -66,3 +66,36 @@ def test_time_to_accuracy_marks_the_first_epoch_at_the_target():
     fig = plot.plot_time_to_accuracy({"run": h}, 0.9, lang="en")
     assert [t.get_text() for t in fig.axes[1].texts if "epoch" in t.get_text()] == ["epoch 2, 5.0 s"]
     matplotlib.pyplot.close("all")
+
+
+def test_layer_times_cover_every_layer_on_cpu():
+    rows = bench.layer_times(batch=2, size=96, device="cpu", cfg={"s2d": True}, reps=1)
+    net = models.d2l_alexnet(image_size=96)
+    assert len(rows) == len(net.features) + 1 + len(net.classifier)  # + flatten
+    assert rows[0]["type"] == "SpaceToDepthConv2d" and rows[0]["output"] == [96, 22, 22]
+    assert rows[-1]["output"] == [10] and all(r["fwd_ms"] > 0 and r["total_ms"] >= r["fwd_ms"] for r in rows)
+    assert sum(r["params"] for r in rows) == sum(p.numel() for p in net.parameters())
+    assert "features.0" in bench.format_layers(rows)
+
+
+def test_kernel_profile_sums_to_the_step_and_classifies_gpu_kernels():
+    p = bench.kernel_profile(dict(bench.CONFIGS)["+ channels_last"] | {"batch": 2}, size=96, steps=1, warmup=1,
+                             device="cpu")
+    assert p["gpu_ms_per_step"] == pytest.approx(sum(p["kinds"].values()))
+    assert p["gpu_ms_per_step"] == pytest.approx(sum(r["ms_per_step"] for r in p["top"]))
+    assert any(r["kernel"].startswith("aten::") for r in p["top"])
+    kind = bench._kernel_kind
+    assert kind("sm90_xmma_wgrad_indexed_implicit_gemm_bf16bf16") == "conv weight grad"
+    assert kind("triton_poi_fused_max_pool2d_with_indices_max_pool2d_with_indices_backward_threshold") == "max pooling"
+    assert kind("triton_poi_fused__to_copy_convolution_relu_2") == "fused elementwise (compiled)"
+    assert kind("triton_red_fused_convolution_backward_21") == "conv bias grad"
+    assert kind("nvjet_sm90_tst_128x128_64x6_2x1_v_bz_bias_TNT") == "matmul (dense layers)"
+    assert kind("void cudnn::engines_precompiled::nchwToNhwcKernel<") == "conv layout conversion"
+
+
+def test_recorded_profile_shows_the_first_layer_fix():
+    prof = runs.load("bench/h100_profile")["profile"]
+    before, after = (prof["kernels"][n] for n in bench.PROFILED)
+    assert after["gpu_ms_per_step"] < before["gpu_ms_per_step"]
+    assert "conv layout conversion" in before["kinds"] and "conv layout conversion" not in after["kinds"]
+    assert prof["layers"]["space-to-depth"][0]["type"] == "SpaceToDepthConv2d"

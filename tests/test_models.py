@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -72,3 +74,45 @@ def test_unknown_names():
         models.build_model("vgg")
     with pytest.raises(ValueError, match="unknown activation"):
         models.d2l_alexnet(activation="swish")
+
+
+@pytest.mark.parametrize("builder, kwargs, size", [
+    (models.d2l_alexnet, {}, 224), (models.d2l_alexnet, {"image_size": 96}, 96), (models.d2l_alexnet, {}, 200),
+    (models.paper_alexnet, {}, 227), (models.torchvision_alexnet, {}, 224), (models.torchvision_alexnet, {}, 230)])
+def test_space_to_depth_first_layer_computes_the_same_function(builder, kwargs, size):
+    torch.manual_seed(0)
+    net = builder(**kwargs).double().eval()
+    fast = copy.deepcopy(net)
+    conv = fast.features[0]
+    models.space_to_depth_stem(fast)
+    assert isinstance(fast.features[0], models.SpaceToDepthConv2d)
+    assert fast.features[0].weight is conv.weight and fast.features[0].bias is conv.bias  # the same parameters
+    x = torch.randn(2, net.in_channels, size, size, dtype=torch.double, requires_grad=True)
+    a, b = net.features[0](x), fast.features[0](x)
+    assert a.shape == b.shape and torch.allclose(a, b, rtol=0, atol=1e-12)
+    net(x).square().sum().backward()
+    gx = x.grad.clone()
+    x.grad = None
+    fast(x).square().sum().backward()
+    w1, w2 = net.features[0].weight.grad, fast.features[0].weight.grad
+    assert torch.allclose(w1, w2, rtol=1e-10, atol=1e-12) and torch.allclose(gx, x.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_space_to_depth_keeps_checkpoints_and_input_checks():
+    net = models.d2l_alexnet()
+    fast = models.space_to_depth_stem(models.d2l_alexnet())
+    assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in fast.state_dict().items()}
+    fast.load_state_dict(net.state_dict())  # checkpoints load either way
+    assert models.space_to_depth_stem(fast) is fast  # applying it twice changes nothing
+    with pytest.raises(ShapeError, match="features"):
+        fast(torch.zeros(1, 1, 28, 28))
+    with pytest.raises(ValueError, match="strided"):
+        models.SpaceToDepthConv2d(torch.nn.Conv2d(1, 4, 3))
+    with pytest.raises(ValueError, match="not a convolution"):
+        models.space_to_depth_stem(_with_features(torch.nn.ReLU()))
+
+
+def _with_features(first):
+    m = torch.nn.Module()
+    m.features = torch.nn.Sequential(first)
+    return m

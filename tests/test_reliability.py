@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from alexnet_lib import data, models, runs
 from alexnet_lib.trace import ShapeError, trace
-from alexnet_lib.train import CheckpointMismatch, DivergedError, OutOfMemory, load_checkpoint, train
+from alexnet_lib.train import CheckpointMismatch, DivergedError, OutOfMemory, evaluate_accuracy, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -416,3 +416,12 @@ def test_same_seed_same_history(cache):
     assert quick_run(0) == first  # exactly: same numbers, not just close ones
     assert quick_run(1) != first  # and the seed matters (so the check above can fail)
     assert first[1][0] < first[0][0]  # it learned something: the numbers compared are real ones
+
+
+def test_mirrored_evaluation_averages_image_and_mirror():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x, y = torch.randn(10, 1, 4, 4), torch.randint(0, 3, (10,))
+    want = ((net(x) + net(x.flip(-1))).argmax(1) == y).float().mean().item()
+    assert evaluate_accuracy(net, [(x, y)], tta=True) == pytest.approx(want)
+    assert evaluate_accuracy(net, [(x, y)]) == pytest.approx((net(x).argmax(1) == y).float().mean().item())
