@@ -476,7 +476,7 @@ BENCH_NAMES = {  # alexnet_lib.bench.CONFIGS names in Chinese (English: the name
     "+ CUDA graphs": "+ CUDA graphs",
 }
 LABELS["train_img_per_s"] = {"en": "training images/s", "zh": "训练速度（图像/秒）"}
-LABELS["wall_s"] = {"en": "wall time (s, training + evaluation)", "zh": "累计用时（秒，训练 + 评估）"}
+LABELS["wall_s"] = {"en": "wall-clock time since the start (s)", "zh": "从开始运行算起的时间（秒）"}
 
 
 def bench_provenance(result: dict, lang: str | None = None) -> str:
@@ -561,28 +561,30 @@ def plot_roofline(result: dict, target_img_per_s: float | None = None, lang: str
 
 def plot_time_to_accuracy(runs: dict[str, dict], target: float, lang: str | None = None, title: str | None = None,
                           figsize=(10, 3.9)):
-    """Test accuracy of several runs per epoch (left) and against cumulative wall time (right: each epoch's training
-    + evaluation seconds, so the first epoch includes any compilation), with the target as a line and the first
-    epoch reaching it starred; provenance below."""
-    import itertools
+    """Test accuracy of several runs per epoch (left) and against wall-clock time (right: :func:`.runs.wall_clock`,
+    so the first epoch includes any compilation), with the target as a line and the first epoch reaching it
+    starred; provenance below."""
+    from .runs import wall_clock
 
     lang = lang or page_lang()
     zh = lang == "zh"
     fig, (ax_e, ax_s) = plt.subplots(1, 2, figsize=figsize)
     lo = min(e["test_acc"] for h in runs.values() for e in h["epochs"])
+    hits = 0
     for label, h in runs.items():
         ep = [e["epoch"] for e in h["epochs"]]
-        secs = list(itertools.accumulate(e["seconds"] + e["eval_seconds"] for e in h["epochs"]))
+        secs = wall_clock(h)
         acc = [e["test_acc"] for e in h["epochs"]]
         hit = next((i for i, a in enumerate(acc) if a >= target), None)
         for ax, xs in ((ax_e, ep), (ax_s, secs)):
             line, = ax.plot(xs, acc, "-o", ms=3, label=label)
             if hit is not None:
                 ax.plot(xs[hit], acc[hit], "*", ms=14, color=line.get_color())
-        if hit is not None:
+        if hit is not None:  # labels stacked below and to the right of the stars, so several runs don't overlap
             ax_s.annotate((f"第 {hit + 1} 轮，{secs[hit]:.1f} 秒" if zh else f"epoch {hit + 1}, {secs[hit]:.1f} s"),
-                          (secs[hit], acc[hit]), textcoords="offset points", xytext=(-8, 8), ha="right", fontsize=8,
-                          color=line.get_color())
+                          (secs[hit], acc[hit]), textcoords="offset points", xytext=(10, -14 - 11 * hits),
+                          ha="left", fontsize=8, color=line.get_color())
+            hits += 1
     for ax, xlabel in ((ax_e, t("epoch", lang)), (ax_s, t("wall_s", lang))):
         ax.axhline(target, color="0.4", ls="--", lw=1)
         ax.set_ylim(max(lo - 0.01, target - 0.2), target + 0.02)

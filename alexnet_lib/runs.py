@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "RUNS_DIR", "load", "available"]
+__all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "RUNS_DIR", "load", "available",
+           "wall_clock", "time_to"]
 
 RUNS_DIR = Path(__file__).resolve().parent.parent / "book" / "runs"
 
@@ -80,3 +81,28 @@ def available(root: str | os.PathLike | None = None) -> list[str]:
     """Names of all recorded runs."""
     base = _runs_dir(root)
     return sorted(str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.json"))
+
+
+def wall_clock(history: dict) -> list[float]:
+    """Seconds from the start of the run to the end of each epoch (its evaluation included).
+
+    Histories written by :func:`alexnet_lib.experiments.run` carry ``setup_seconds`` (data loading, model building,
+    importing the compiler) and each epoch's ``elapsed`` clock; older ones only per-epoch ``seconds`` and
+    ``eval_seconds``, which are summed (their setup is not counted).
+    """
+    epochs = history["epochs"]
+    if epochs and all("elapsed" in e for e in epochs) and "setup_seconds" in history:
+        return [history["setup_seconds"] + e["elapsed"] for e in epochs]
+    total, out = 0.0, []
+    for e in epochs:
+        total += e["seconds"] + e["eval_seconds"]
+        out.append(total)
+    return out
+
+
+def time_to(history: dict, target: float) -> tuple[int | None, float | None]:
+    """The first epoch whose test accuracy reaches ``target``, and :func:`wall_clock` at its end (None, None if never)."""
+    for e, seconds in zip(history["epochs"], wall_clock(history)):
+        if e["test_acc"] >= target:
+            return e["epoch"], seconds
+    return None, None

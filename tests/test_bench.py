@@ -99,3 +99,14 @@ def test_recorded_profile_shows_the_first_layer_fix():
     assert after["gpu_ms_per_step"] < before["gpu_ms_per_step"]
     assert "conv layout conversion" in before["kinds"] and "conv layout conversion" not in after["kinds"]
     assert prof["layers"]["space-to-depth"][0]["type"] == "SpaceToDepthConv2d"
+
+
+def test_wall_clock_counts_setup_and_elapsed_when_recorded():
+    old = {"epochs": [{"epoch": 1, "test_acc": 0.5, "seconds": 2.0, "eval_seconds": 0.5},
+                      {"epoch": 2, "test_acc": 0.95, "seconds": 1.0, "eval_seconds": 0.5}]}
+    assert runs.wall_clock(old) == [2.5, 4.0] and runs.time_to(old, 0.9) == (2, 4.0)
+    new = dict(old, setup_seconds=3.0, epochs=[dict(e, elapsed=x) for e, x in zip(old["epochs"], [4.0, 6.0])])
+    assert runs.wall_clock(new) == [7.0, 9.0] and runs.time_to(new, 0.9) == (2, 9.0)
+    assert runs.time_to(new, 0.99) == (None, None)
+    h = runs.load("fast/fast")  # the recorded run of the fast preset: its wall clock ends at its wall_seconds
+    assert runs.wall_clock(h)[-1] == pytest.approx(h["wall_seconds"])
