@@ -5,6 +5,10 @@ epoch's images/s is reported (the first one pays for warm-up, cuDNN autotuning a
 per configuration, images/s, the ratio to the seeds' loop, the fraction of the bf16 limit (training FLOPs per image
 from ``torch.utils.flop_counter``, peak from a measured 8192^3 bf16 matmul) and the peak GPU memory.
 
+With ``--profile`` (``run_bench(profile=True)``) it also records where a step's time goes: GPU milliseconds per
+kernel and per kind of kernel from ``torch.profiler`` (:func:`kernel_profile`) before and after the space-to-depth
+first layer, and every layer's forward and backward time on its own (:func:`layer_times`).
+
 On a CPU it runs the few configurations that exist there, at a small size, so the tests and the quick profile can
 run it.
 """

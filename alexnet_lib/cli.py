@@ -3,7 +3,7 @@
     python -m alexnet_lib train --model d2l_alexnet --epochs 10 --out runs/d2l.json
     python -m alexnet_lib train --preset ch04/sigmoid --out book/runs/ch04/sigmoid.json
     python -m alexnet_lib train --preset fast --out runs/fast.json        # the time-to-93% schedule
-    python -m alexnet_lib bench --out bench.json
+    python -m alexnet_lib bench --profile --out bench.json     # + where a step's GPU time goes
     python -m alexnet_lib trace --model paper_alexnet
     python -m alexnet_lib sample --check
 

@@ -28,7 +28,8 @@ class GPULoader:
         channels: 3 replicates the grey channel.
         normalize: subtract the training mean and divide by the standard deviation.
         rank, world_size: this process's shard of each epoch (DDP).
-        seed: seeds the permutation and the augmentation, so runs are reproducible.
+        seed: seeds the permutation and the augmentation, so runs are reproducible. Under DDP every rank draws the
+            same permutation (each takes its own slice) but its own augmentations (a second generator per rank).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, size: int = 224,
@@ -47,6 +48,10 @@ class GPULoader:
         self.shuffle, self.drop_last, self.channels, self.normalize = shuffle, drop_last, channels, normalize
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        # one process: the same generator as the permutation (so single-GPU runs are what they always were);
+        # several: each rank its own, or every rank would crop/flip the images at a batch position alike
+        self.aug_generator = self.generator if world_size == 1 else \
+            torch.Generator(device=self.device).manual_seed(seed + 1 + rank)
         self.epoch = 0
         self.dataset = self.x  # len(loader.dataset), as with a DataLoader
 
@@ -69,7 +74,7 @@ class GPULoader:
         for i in range(len(self)):
             b = idx[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.x[b].float().div_(255)
-            x = gpu_augment(x, self.augment, self.size, self.generator)
+            x = gpu_augment(x, self.augment, self.size, self.aug_generator)
             if self.channels == 3:
                 x = x.expand(-1, 3, -1, -1)
             if self.normalize:

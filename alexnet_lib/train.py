@@ -9,8 +9,9 @@
 Reliability: the loss is checked for NaN/inf (every step on the CPU, every ``check_every`` steps on a GPU so the
 GPU never waits on the host); a diverged run stops with :class:`DivergedError` that names epoch, step and learning
 rate, and the history so far is kept. With ``checkpoint=`` the model, optimizer, scheduler, RNG states and history
-are saved atomically after every epoch, and ``resume=True`` continues from there, so a killed run loses at most the
-epoch it was in. Running out of GPU memory raises :class:`OutOfMemory`, which names the batch size and what to try.
+are saved atomically after every epoch (the data loader's shuffling and augmentation generators too), and
+``resume=True`` continues from there, so a killed run loses at most the epoch it was in, and on a CPU the resumed
+history is the one an uninterrupted run would have written. Running out of GPU memory raises :class:`OutOfMemory`, which names the batch size and what to try.
 """
 from __future__ import annotations
 
@@ -148,6 +149,17 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def _loader_generators(loader) -> list[torch.Generator]:
+    """The random generators a data loader draws from (shuffling, augmentation): a checkpoint keeps their state,
+    so a resumed run sees the batches an uninterrupted one would have seen."""
+    gens: list[torch.Generator] = []
+    for attr in ("generator", "aug_generator"):
+        g = getattr(loader, attr, None)
+        if isinstance(g, torch.Generator) and all(g is not h for h in gens):
+            gens.append(g)
+    return gens
+
+
 def _model_signature(net: nn.Module) -> dict:
     net = getattr(net, "_orig_mod", net)
     net = getattr(net, "module", net)
@@ -270,6 +282,11 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
         torch.set_rng_state(ckpt["rng_cpu"])
         if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
+        states = ckpt.get("loader_rng") or []
+        gens = _loader_generators(train_iter)
+        if len(states) == len(gens):  # the same kind of loader: continue its shuffling and augmentation draws
+            for g, state in zip(gens, states):
+                g.set_state(state)
         if rank0 and verbose:
             print(f"resumed from {checkpoint} after epoch {start_epoch}")
     elif not resume:
@@ -360,6 +377,7 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
                         "scheduler": sched.state_dict() if sched is not None else None,
                         "history": history, "signature": _model_signature(net), "rng_cpu": torch.get_rng_state(),
                         "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                        "loader_rng": [g.get_state() for g in _loader_generators(train_iter)],
                     }, checkpoint)
                 save_state(history["status"])
     except KeyboardInterrupt:

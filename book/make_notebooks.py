@@ -34,10 +34,13 @@ TWIN = {"zh": "[English version →](../en/{name}.ipynb)", "en": "[中文版 →
 MARKER = re.compile(r"^# %%(?:\s+(md))?(?:\s+(zh|en))?(?:\s+tags=(\S+))?\s*$")
 
 SETUP = """\
-# Setup: on Colab (or any fresh kernel) install the course library and a CJK font; elsewhere this does nothing.
+# Setup: on Colab (or any fresh kernel) fetch the course (library + recorded runs) and a CJK font;
+# where alexnet_lib is already installed this does nothing.
 import importlib.util, sys
 if importlib.util.find_spec("alexnet_lib") is None:
-    !pip install -q "alexnet-lib @ git+https://github.com/alexnet-handson/alexnet-handson"
+    !git clone -q --depth 1 https://github.com/alexnet-handson/alexnet-handson /tmp/alexnet-handson
+    !pip install -q -e /tmp/alexnet-handson
+    sys.path.insert(0, "/tmp/alexnet-handson")  # importable in this kernel without a restart
     if "google.colab" in sys.modules:
         !apt-get -qq install -y fonts-noto-cjk > /dev/null"""
 

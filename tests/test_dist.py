@@ -30,3 +30,19 @@ def test_two_gloo_processes_train_with_one_history(tmp_path):
     assert all(0 <= e["test_acc"] <= 1 and e["loss"] > 0 for e in ddp["epochs"])
     # only rank 0 prints
     assert stdout.count("epoch  1/2") == 1 and stdout.count("done:") == 1
+
+
+def test_each_rank_draws_its_own_augmentations():
+    """Same permutation split over the ranks, but the crops and flips differ between ranks."""
+    import torch
+
+    from alexnet_lib.gpu_data import GPULoader
+
+    img = (torch.arange(28 * 28) % 251).to(torch.uint8).view(1, 28, 28)
+    x, y = img.repeat(64, 1, 1), torch.arange(64)  # all images alike: only the augmentation can tell them apart
+    ranks = [GPULoader(x, y, 8, size=28, augment="crop", device="cpu", rank=r, world_size=2, seed=0) for r in (0, 1)]
+    (x0, y0), (x1, y1) = (next(iter(loader)) for loader in ranks)
+    assert not set(y0.tolist()) & set(y1.tolist())  # disjoint shards of one permutation
+    assert not torch.equal(x0, x1)
+    one = GPULoader(x, y, 8, size=28, augment="crop", device="cpu", seed=0)
+    assert one.aug_generator is one.generator  # a single process draws as it always did

@@ -425,3 +425,35 @@ def test_mirrored_evaluation_averages_image_and_mirror():
     want = ((net(x) + net(x.flip(-1))).argmax(1) == y).float().mean().item()
     assert evaluate_accuracy(net, [(x, y)], tta=True) == pytest.approx(want)
     assert evaluate_accuracy(net, [(x, y)]) == pytest.approx((net(x).argmax(1) == y).float().mean().item())
+
+
+def _no_timing(history: dict) -> list[dict]:
+    return [{k: v for k, v in e.items() if k not in ("img_per_s", "seconds", "eval_seconds", "elapsed")}
+            for e in history["epochs"]]
+
+
+@pytest.mark.parametrize("path", ["loader", "gpu"])
+def test_resumed_run_is_the_uninterrupted_one_on_a_cpu(path, tmp_path):
+    """Stop after 2 of 4 epochs, resume in a fresh model: the same batches, augmentations and numbers."""
+    from alexnet_lib.gpu_data import GPULoader
+
+    def loaders():
+        if path == "loader":
+            return tiny_loaders()
+        g = torch.Generator().manual_seed(1)
+        x, y = (torch.rand(96, 28, 28, generator=g) * 255).to(torch.uint8), torch.randint(0, 10, (96,), generator=g)
+        return (GPULoader(x, y, 32, size=28, augment="shift", device="cpu", seed=3),
+                GPULoader(x[:32], y[:32], 32, size=28, shuffle=False, device="cpu"))
+
+    def run(epochs, **kw):
+        torch.manual_seed(0)
+        train_iter, test_iter = loaders()
+        return train(models.lenet(), train_iter, test_iter, epochs, 0.3, momentum=0.9, device="cpu",
+                     verbose=False, **kw)
+
+    whole = run(4)
+    ckpt = tmp_path / "run.pt"
+    run(2, checkpoint=ckpt)
+    assert len(torch.load(ckpt, weights_only=True)["loader_rng"]) == 1  # shuffling (+ augmentation on the GPU path)
+    resumed = run(4, checkpoint=ckpt, resume=True)
+    assert _no_timing(resumed) == _no_timing(whole)
