@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from alexnet_lib import cli, experiments
 
 
@@ -22,3 +24,23 @@ def test_recorded_runs_are_full_runs_of_their_experiment():
         assert h["profile"] == "full" and h["device"] == "cuda", p
         assert h["settings"]["experiment"] in experiments.EXPERIMENTS, p
         assert h["settings"]["data"].startswith("Fashion-MNIST full"), p
+
+
+def test_recorded_fast_runs_are_their_presets():
+    """fast.json was made with today's fast preset, fast_v1.json with the first version (then also named "fast")."""
+    from alexnet_lib import runs
+    for file, preset in (("fast/fast", "fast"), ("fast/fast_v1", "fast_v1")):
+        s, exp = runs.load(file)["settings"], experiments.get(preset)
+        for field in ("epochs", "lr", "batch_size", "nesterov", "weight_decay", "label_smoothing", "scheduler", "init",
+                      "augment", "normalize"):
+            assert s[field] == getattr(exp, field), (file, field)
+        assert s.get("s2d_stem", False) == exp.s2d_stem and s.get("tta", False) == exp.tta, file
+
+
+def test_fast_preset_runs_with_its_speed_switches_on_a_cpu(tmp_path, cache):
+    out = tmp_path / "fast.json"
+    assert cli.main(["train", "--preset", "fast", "--epochs", "1", "--profile", "quick", "--out", str(out)]) == 0
+    h = json.loads(out.read_text())
+    assert h["settings"]["s2d_stem"] is True and h["settings"]["tta"] is True
+    assert h["wall_seconds"] == pytest.approx(h["setup_seconds"] + h["epochs"][-1]["elapsed"])
+    assert 0 < h["setup_seconds"] < h["wall_seconds"]
