@@ -331,11 +331,12 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
     if profile:
         cfgs = dict(CONFIGS)
         pbatch = batch or (512 if on_gpu else 16)
+        psteps, pwarm, reps = (20, 10, 20) if on_gpu else (2, 1, 2)  # on a CPU only to check that it runs
         result["profile"] = {
             "kernels": {n: kernel_profile(dict(cfgs[n], batch=pbatch, compile=cfgs[n]["compile"] and on_gpu),
-                                          model, size, device=device) for n in PROFILED},
-            "layers": {"plain": layer_times(model, pbatch, size, device),
-                       "space-to-depth": layer_times(model, pbatch, size, device, cfg={"s2d": True})}}
+                                          model, size, steps=psteps, warmup=pwarm, device=device) for n in PROFILED},
+            "layers": {"plain": layer_times(model, pbatch, size, device, reps=reps),
+                       "space-to-depth": layer_times(model, pbatch, size, device, cfg={"s2d": True}, reps=reps)}}
         if verbose:
             for n, p in result["profile"]["kernels"].items():
                 print(f"== {n}\n" + format_kernels(p), flush=True)

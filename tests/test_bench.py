@@ -110,3 +110,15 @@ def test_wall_clock_counts_setup_and_elapsed_when_recorded():
     assert runs.time_to(new, 0.99) == (None, None)
     h = runs.load("fast/fast")  # the recorded run of the fast preset: its wall clock ends at its wall_seconds
     assert runs.wall_clock(h)[-1] == pytest.approx(h["wall_seconds"])
+
+
+def test_bench_profile_from_the_command_line(tmp_path, capsys):
+    from alexnet_lib import cli
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--size", "96", "--steps", "1", "--batch-size", "2", "--only", "seeds' loop",
+                     "--profile", "--out", str(out)]) == 0
+    result = runs.load_json(out)
+    assert set(result["profile"]["kernels"]) == set(bench.PROFILED)
+    assert result["profile"]["layers"]["space-to-depth"][0]["type"] == "SpaceToDepthConv2d"
+    text = capsys.readouterr().out
+    assert "where the GPU time goes" in text and "features.0" in text
