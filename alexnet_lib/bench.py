@@ -155,8 +155,7 @@ def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | N
     layers = [(f"features.{i}", m) for i, m in enumerate(net.features)] + [("flatten", torch.nn.Flatten())] + \
         [(f"classifier.{i}", m) for i, m in enumerate(net.classifier)]
     x = torch.rand(batch, net.in_channels, size, size, device=device).to(memory_format=fmt)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if cfg["amp"] else torch.autocast(device.type,
-                                                                                              enabled=False)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["amp"])  # entered anew for every call
     rows = []
     for i, (name, layer) in enumerate(layers):
         with amp:
