@@ -11,7 +11,8 @@ GPU never waits on the host); a diverged run stops with :class:`DivergedError` t
 rate, and the history so far is kept. With ``checkpoint=`` the model, optimizer, scheduler, RNG states and history
 are saved atomically after every epoch (the data loader's shuffling and augmentation generators too), and
 ``resume=True`` continues from there, so a killed run loses at most the epoch it was in, and on a CPU the resumed
-history is the one an uninterrupted run would have written. Running out of GPU memory raises :class:`OutOfMemory`, which names the batch size and what to try.
+history is the one an uninterrupted run would have written. Running out of GPU memory raises :class:`OutOfMemory`,
+which names the batch size and what to try.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dist import is_distributed, rank, world_size, wrap
 from .profiles import get_profile
 from .runs import atomic_torch_save, save_json
 
@@ -92,16 +94,8 @@ def make_optimizer(net: nn.Module, name: str, lr: float, momentum: float = 0.9, 
     raise ValueError(f"unknown optimizer {name!r}; use 'sgd', 'adam' or 'adamw'")
 
 
-def _is_dist() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _rank() -> int:
-    return torch.distributed.get_rank() if _is_dist() else 0
-
-
 def _sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
-    if _is_dist():
+    if is_distributed():
         torch.distributed.all_reduce(t)
     return t
 
@@ -251,13 +245,13 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
     if seed is not None:
         torch.manual_seed(seed)
     device = torch.device(device) if device is not None else default_device()
-    rank0 = _rank() == 0
+    rank0 = rank() == 0
     steps_per_epoch = len(train_iter)
     settings = dict(epochs=epochs, lr=lr, optimizer=optimizer, momentum=momentum, nesterov=nesterov,
                     weight_decay=weight_decay, init=init, scheduler=scheduler, warmup=warmup,
                     label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, compile=compile,
                     fused=fused, tta=tta, seed=seed, batch_size=getattr(train_iter, "batch_size", None),
-                    steps_per_epoch=steps_per_epoch, world_size=torch.distributed.get_world_size() if _is_dist() else 1,
+                    steps_per_epoch=steps_per_epoch, world_size=world_size(),
                     **(extra or {}))
     base = getattr(net, "module", net)
     history = {
@@ -291,7 +285,6 @@ def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int
             print(f"resumed from {checkpoint} after epoch {start_epoch}")
     elif not resume:
         init_weights(net, init)
-    from .dist import wrap
     model = wrap(net, device)  # DistributedDataParallel under torchrun, else net itself
     model = model if not compile else torch.compile(model, mode=compile if isinstance(compile, str) else None)
 
