@@ -72,9 +72,7 @@ def train_flops_per_image(model_name: str, size: int, device: torch.device) -> f
     """FLOPs of one training step (forward + backward) per image, counted by ``torch.utils.flop_counter``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = build_model(model_name, image_size=size) if model_name in ("d2l_alexnet", "half_alexnet") \
-        else build_model(model_name)
-    net.to(device)
+    net = _build(model_name, size, {}).to(device)
     c = getattr(net, "in_channels", 1)
     x = torch.randn(2, c, size, size, device=device)
     y = torch.randint(0, 10, (2,), device=device)
@@ -82,6 +80,12 @@ def train_flops_per_image(model_name: str, size: int, device: torch.device) -> f
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(net(x), y).backward()
     return counter.get_total_flops() / 2
+
+
+def _defaults(device: torch.device | str | None, size: int | None) -> tuple[torch.device, int]:
+    """The device (CUDA if there is one) and the image side (224 on a GPU, 96 on a CPU) when not given."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return device, size or (224 if device.type == "cuda" else 96)
 
 
 def _build(model_name: str, size: int, cfg: dict) -> torch.nn.Module:
@@ -109,7 +113,7 @@ def _one(name: str, cfg: dict, model_name: str, size: int, steps: int, device: t
     h = train(net, train_iter, test_iter, 2, lr, momentum=0.9, device=device, amp=cfg["amp"],
               channels_last=cfg["channels_last"], fused=cfg["fused"], compile=cfg.get("compile", False),
               item_every_step=cfg["item"], verbose=False, progress=False, seed=0)
-    return {"name": name, **{k: v for k, v in cfg.items()}, "img_per_s": h["epochs"][-1]["img_per_s"],
+    return {"name": name, **cfg, "img_per_s": h["epochs"][-1]["img_per_s"],
             "steps": len(train_iter), "wall_s": time.perf_counter() - t0,
             "peak_mem_GB": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
 
@@ -142,9 +146,8 @@ def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | N
     channels_last as in ``cfg``, default the fast configuration), eagerly; the backward pass computes the input's
     gradient too, except for the first layer (the images need none). The sum is close to an eager step.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device, size = _defaults(device, size)
     cfg = {"amp": device.type == "cuda", "channels_last": True, **(cfg or {})}
-    size = size or (224 if device.type == "cuda" else 96)
     torch.manual_seed(0)
     net = _build(model_name, size, cfg)
     fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
@@ -204,7 +207,8 @@ def _kernel_kind(name: str) -> str:
 
 
 def kernel_profile(cfg: dict | None = None, model_name: str = "d2l_alexnet", size: int | None = None,
-                   steps: int = 20, warmup: int = 10, device: torch.device | str | None = None, top: int | None = None) -> dict:
+                   steps: int = 20, warmup: int = 10, device: torch.device | str | None = None,
+                   top: int | None = None) -> dict:
     """Where the GPU time of a training step goes, from ``torch.profiler``: top kernels and kernel kinds per step.
 
     Runs ``warmup`` then ``steps`` steps of the training step of configuration ``cfg`` (a dict as in
@@ -213,9 +217,8 @@ def kernel_profile(cfg: dict | None = None, model_name: str = "d2l_alexnet", siz
     """
     from torch.profiler import ProfilerActivity, profile
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device, size = _defaults(device, size)
     cfg = dict(cfg or dict(CONFIGS)["+ torch.compile"])
-    size = size or (224 if device.type == "cuda" else 96)
     batch = cfg["batch"]
     torch.manual_seed(0)
     net = _build(model_name, size, cfg)
@@ -299,9 +302,8 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
     ``profile=True`` also records where the time goes: :func:`kernel_profile` of the configurations in
     :data:`PROFILED` and :func:`layer_times` without and with the space-to-depth first layer (``"profile"`` key).
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device, size = _defaults(device, size)
     on_gpu = device.type == "cuda"
-    size = size or (224 if on_gpu else 96)
     steps = steps or (40 if on_gpu else 3)
     unknown = [n for n in only or [] if n not in dict(CONFIGS)]
     if unknown:

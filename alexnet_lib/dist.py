@@ -72,7 +72,8 @@ def ddp_bench(args) -> int:
         device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         size = args.size or (224 if device.type == "cuda" else 96)
         steps = args.steps or (40 if device.type == "cuda" else 2)
-        name, cfg = next((n, c) for n, c in CONFIGS if n == ("+ batch 512" if device.type == "cuda" else "+ no .item() per step"))
+        name = "+ batch 512" if device.type == "cuda" else "+ no .item() per step"
+        cfg = dict(CONFIGS)[name]
         batch = args.batch_size or cfg["batch"]
         rows = []
         for label, per_rank in ((f"{n} GPUs, batch {batch} per GPU", batch),

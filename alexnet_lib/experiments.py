@@ -151,8 +151,8 @@ def run(name: str | Experiment, *, profile: str | None = None, out: str | Path |
     if data_path == "gpu":
         from .gpu_data import gpu_loaders
         train_iter, test_iter = gpu_loaders(batch, size, source=p.source, augment=exp.augment, device=device,
-                                            channels=exp.channels, normalize=exp.normalize, train_limit=train_limit, test_limit=p.test_limit,
-                                            rank=rank, world_size=world_size, seed=seed)
+                                            channels=exp.channels, normalize=exp.normalize, train_limit=train_limit,
+                                            test_limit=p.test_limit, rank=rank, world_size=world_size, seed=seed)
     elif data_path == "loader":
         train_iter, test_iter = load_data_fashion_mnist(
             batch, resize=size if size != 28 else None, source=p.source, augment=aug.transform(exp.augment),

@@ -101,7 +101,8 @@ def wall_clock(history: dict) -> list[float]:
 
 
 def time_to(history: dict, target: float) -> tuple[int | None, float | None]:
-    """The first epoch whose test accuracy reaches ``target``, and :func:`wall_clock` at its end (None, None if never)."""
+    """The first epoch whose test accuracy reaches ``target`` and :func:`wall_clock` at its end; (None, None) if
+    none does."""
     for e, seconds in zip(history["epochs"], wall_clock(history)):
         if e["test_acc"] >= target:
             return e["epoch"], seconds
