@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from . import augment as aug
+from . import dist
 from .data import load_data_fashion_mnist
 from .models import MODELS, build_model, space_to_depth_stem
 from .profiles import get_profile
@@ -138,8 +139,7 @@ def run(name: str | Experiment, *, profile: str | None = None, out: str | Path |
         size = p.image_size  # adaptive pooling takes any side from 63 up
     epochs = exp.epochs if p.name == "full" else min(exp.epochs, p.epochs)
     batch = exp.batch_size if p.name == "full" else min(exp.batch_size, p.batch_size)
-    from .dist import rank as _rank, world_size as _world
-    rank, world_size = _rank(), _world()  # (0, 1) unless started by torchrun
+    rank, world_size = dist.rank(), dist.world_size()  # (0, 1) unless started by torchrun
     if world_size > 1:  # the same global batch, split over the ranks
         batch = max(1, batch // world_size)
     train_limit = exp.train_limit if p.name == "full" else p.train_limit
