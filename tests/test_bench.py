@@ -122,3 +122,14 @@ def test_bench_profile_from_the_command_line(tmp_path, capsys):
     assert result["profile"]["layers"]["space-to-depth"][0]["type"] == "SpaceToDepthConv2d"
     text = capsys.readouterr().out
     assert "where the GPU time goes" in text and "features.0" in text
+
+
+def test_every_bench_row_has_a_chinese_label():
+    """The zh chart's names come from the one label table, keyed by bench's own row names (numbers carried over)."""
+    for name, _ in bench.CONFIGS:
+        assert plot.bench_label(name, "en") == name
+        zh = plot.bench_label(name, "zh")
+        assert zh and (zh != name or name in ("+ channels_last", "+ torch.compile", "+ CUDA graphs")), name
+    assert plot.bench_label("+ batch 2048", "zh") == "+ 批量 2048"
+    with pytest.raises(KeyError):
+        plot.bench_label("+ warp drive", "zh")
