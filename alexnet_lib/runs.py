@@ -1,8 +1,10 @@
 """Recorded runs: histories saved as JSON, written atomically, and found again by name.
 
 A history is a plain dict (see :func:`alexnet_lib.train.train`): settings, device, torch version, date, and one
-record per epoch. Full GPU runs of the course are committed under ``book/runs/``; chapters load them with
-:func:`load` and plot them with :func:`alexnet_lib.plot.plot_runs`, which writes the provenance on the figure.
+record per epoch. Full GPU runs of the course are committed under ``book/runs/``. A page names that folder once
+(:func:`set_root`; the notebooks' setup cell does it with :func:`find_root`) or passes ``folder=``; chapters load
+runs with :func:`load` and plot them with :func:`alexnet_lib.plot.plot_runs`, which writes the provenance on the
+figure. The library itself never guesses the folder from the working directory or its own location.
 """
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "RUNS_DIR", "load", "available",
-           "wall_clock", "time_to"]
+__all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "set_root", "root", "find_root",
+           "load", "available", "wall_clock", "time_to"]
 
-RUNS_DIR = Path(__file__).resolve().parent.parent / "book" / "runs"
+# Where a Colab or fresh kernel clones the course (the notebooks' setup cell; see book/make_notebooks.py).
+CLONE_RUNS = Path("/tmp/alexnet-handson/book/runs")
+_ROOT: dict[str, Path | None] = {"path": None}
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -60,26 +64,51 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def _runs_dir(root: str | os.PathLike | None) -> Path:
-    if root is not None:
-        return Path(root)
-    for candidate in (Path.cwd() / "runs", Path.cwd().parent / "runs", RUNS_DIR):  # book/, book/zh/, the repo
+def find_root(start: str | os.PathLike = ".") -> Path:
+    """The recorded-runs folder for a page run from ``start``: ``start/runs``, ``start/../runs`` (a notebook in
+    ``book/zh`` or ``book/en``), ``start/book/runs`` (the repository), then the Colab clone. An edge helper: the
+    notebooks' setup cell calls it once and passes the answer to :func:`set_root`."""
+    start = Path(start).resolve()
+    candidates = [start / "runs", start.parent / "runs", start / "book" / "runs", CLONE_RUNS]
+    for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    return RUNS_DIR
+    raise FileNotFoundError(f"no recorded-runs folder in {', '.join(map(str, candidates))}; clone the course "
+                            "repository (its book/runs holds them) and pass that folder to runs.set_root()")
 
 
-def load(name: str, root: str | os.PathLike | None = None) -> dict:
-    """Load the recorded run ``name`` (e.g. ``"ch03/relu"``) from ``book/runs/name.json``."""
-    path = _runs_dir(root) / f"{name}.json"
+def set_root(path: str | os.PathLike) -> Path:
+    """Use ``path`` for every later :func:`load` and :func:`available` that is not given ``root=``."""
+    path = Path(path).resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder of recorded runs")
+    _ROOT["path"] = path
+    return path
+
+
+def root() -> Path:
+    """The folder set by :func:`set_root`."""
+    if _ROOT["path"] is None:
+        raise FileNotFoundError("no recorded-runs folder set: pass root= or call runs.set_root(folder) first "
+                                "(the notebooks' setup cell calls runs.set_root(runs.find_root()))")
+    return _ROOT["path"]
+
+
+def _runs_dir(folder: str | os.PathLike | None) -> Path:
+    return Path(folder) if folder is not None else root()
+
+
+def load(name: str, folder: str | os.PathLike | None = None) -> dict:
+    """Load the recorded run ``name`` (e.g. ``"ch04/relu"``) from ``folder/name.json`` (default: :func:`root`)."""
+    path = _runs_dir(folder) / f"{name}.json"
     if not path.exists():
-        raise FileNotFoundError(f"no recorded run {name!r} at {path}; recorded runs: {available(root)}")
+        raise FileNotFoundError(f"no recorded run {name!r} at {path}; recorded runs: {available(folder)}")
     return load_json(path)
 
 
-def available(root: str | os.PathLike | None = None) -> list[str]:
-    """Names of all recorded runs."""
-    base = _runs_dir(root)
+def available(folder: str | os.PathLike | None = None) -> list[str]:
+    """Names of all recorded runs in ``folder`` (default: :func:`root`)."""
+    base = _runs_dir(folder)
     return sorted(str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.json"))
 
 

@@ -43,6 +43,12 @@ if importlib.util.find_spec("alexnet_lib") is None:
     sys.path.insert(0, "/tmp/alexnet-handson")  # importable in this kernel without a restart
     if "google.colab" in sys.modules:
         !apt-get -qq install -y fonts-noto-cjk > /dev/null"""
+# The page's edge settings, decided here once and passed to the library: the recorded-runs folder and the language
+# (the one line in which the zh and en notebooks differ).
+PAGE = """
+from alexnet_lib import plot, runs
+runs.set_root(runs.find_root())
+plot.set_lang("{lang}")"""
 
 
 def parse(src: Path) -> list[dict]:
@@ -82,7 +88,7 @@ def build(name: str, lang: str, cells: list[dict]) -> nbformat.NotebookNode:
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}}
     out = [nbformat.v4.new_markdown_cell(TWIN[lang].format(name=name)),
-           nbformat.v4.new_code_cell(SETUP, metadata={"tags": ["remove-cell"]})]
+           nbformat.v4.new_code_cell(SETUP + PAGE.format(lang=lang), metadata={"tags": ["remove-cell"]})]
     for c in cells:
         if c["kind"] == "markdown" and c["lang"] not in (None, lang):
             continue

@@ -1,4 +1,5 @@
 """The throughput bench (alexnet_lib.bench) on a CPU, and the plots of the chapter "Making AlexNet fast"."""
+from pathlib import Path
 import matplotlib
 import pytest
 import torch
@@ -7,6 +8,8 @@ matplotlib.use("Agg")
 
 from alexnet_lib import bench, models, plot, runs  # noqa: E402
 from alexnet_lib.trace import trace  # noqa: E402
+
+RUNS = runs.set_root(Path(__file__).resolve().parent.parent / "book" / "runs")  # the repository's recorded runs
 
 TWO = ["seeds' loop", "+ GPU-resident data"]
 

@@ -2,6 +2,7 @@
 runs the prose describes, the two data paths make the same images, and a broken data folder gives a DataError that
 names the file."""
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from torchvision import transforms
 
 from alexnet_lib import data, experiments, runs
 from alexnet_lib.gpu_data import GPULoader
+
+RUNS = runs.set_root(Path(__file__).resolve().parent.parent / "book" / "runs")  # the repository's recorded runs
 
 
 @pytest.mark.parametrize("name, size", [("ch02/lenet", 28), ("ch02/alexnet", 224)])

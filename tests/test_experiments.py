@@ -1,8 +1,11 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from alexnet_lib import cli, experiments
+from alexnet_lib import cli, experiments, runs
+
+RUNS = runs.set_root(Path(__file__).resolve().parent.parent / "book" / "runs")  # the repository's recorded runs
 
 
 def test_preset_records_its_experiment_name(tmp_path, cache):
@@ -16,8 +19,7 @@ def test_preset_records_its_experiment_name(tmp_path, cache):
 
 def test_recorded_runs_are_full_runs_of_their_experiment():
     """Every committed history in book/runs is a full-profile run on a GPU, labelled with its experiment."""
-    from alexnet_lib.runs import RUNS_DIR
-    histories = [p for p in RUNS_DIR.rglob("*.json") if p.parent.name != "bench" and "bench" not in p.name]
+    histories = [p for p in RUNS.rglob("*.json") if p.parent.name != "bench" and "bench" not in p.name]
     assert len(histories) >= 20
     for p in histories:
         h = json.loads(p.read_text())
@@ -28,7 +30,6 @@ def test_recorded_runs_are_full_runs_of_their_experiment():
 
 def test_recorded_fast_runs_are_their_presets():
     """fast.json was made with today's fast preset, fast_v1.json with the first version (then also named "fast")."""
-    from alexnet_lib import runs
     for file, preset in (("fast/fast", "fast"), ("fast/fast_v1", "fast_v1")):
         s, exp = runs.load(file)["settings"], experiments.get(preset)
         for field in ("epochs", "lr", "batch_size", "nesterov", "weight_decay", "label_smoothing", "scheduler", "init",

@@ -1,4 +1,6 @@
 """Plot helpers of the chapter "Two GPUs, 2012 and now": the two-tower layout and the DDP throughput chart."""
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,6 +14,8 @@ from torch import nn  # noqa: E402
 
 from alexnet_lib import models, runs  # noqa: E402
 from alexnet_lib.plot import draw_two_towers, plot_ddp_throughput, two_tower_layers  # noqa: E402
+
+RUNS = runs.set_root(Path(__file__).resolve().parent.parent / "book" / "runs")  # the repository's recorded runs
 
 
 @pytest.fixture(scope="module")
