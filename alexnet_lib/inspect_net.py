@@ -46,7 +46,7 @@ def feature_maps(net: nn.Module, x: torch.Tensor, layers: Sequence[str] | None =
 
     Args:
         net: any model; put in eval mode for the call and restored afterwards.
-        x: a batch (N, C, H, W) on ``net``'s device.
+        x: a batch (N, C, H, W); moved to ``net``'s device (a trained net may be on the GPU, the images not).
         layers: module names (default: every convolution, see :func:`conv_layers`).
         activated: for a convolution followed by an activation (ReLU, ...), return what the activation outputs,
             i.e. what the next layer sees; ``False`` returns the raw convolution output.
@@ -68,6 +68,8 @@ def feature_maps(net: nn.Module, x: torch.Tensor, layers: Sequence[str] | None =
             out[name] = y.detach().float().cpu().clone()
 
     hooks = [known[src].register_forward_hook(lambda mod, args, y, n=n: keep(n, y)) for n, src in source.items()]
+    param = next(net.parameters(), None)
+    x = x.to(param.device) if param is not None else x
     was_training = net.training
     net.eval()
     try:
