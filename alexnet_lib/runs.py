@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 __all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "set_root", "root", "find_root",
-           "load", "available", "wall_clock", "time_to"]
+           "load", "available", "wall_clock", "time_to", "replicates", "final", "Comparison", "compare", "ALIASES"]
 
 # Where a Colab or fresh kernel clones the course (the notebooks' setup cell; see book/make_notebooks.py).
 CLONE_RUNS = Path("/tmp/alexnet-handson/book/runs")
@@ -136,3 +137,119 @@ def time_to(history: dict, target: float) -> tuple[int | None, float | None]:
         if e["test_acc"] >= target:
             return e["epoch"], seconds
     return None, None
+
+
+# --- Replicates: several seeds of one setting, and differences sized to their spread (helper D, issue 14) ---------
+# A replicated run is a folder ``NAME/`` of histories ``seed0.json``, ``seed1.json``, ...; a run recorded once is the
+# single file ``NAME.json``. ``ALIASES`` lets settings that are the same run share one recording.
+
+#: run names that are recordings of another run's exact settings (read through :func:`replicates`)
+ALIASES: dict[str, str] = {}
+
+
+def replicates(name: str, folder: str | os.PathLike | None = None) -> list[dict]:
+    """Every recorded seed of run ``name``: the histories in ``folder/name/seed*.json`` (by seed), else the single
+    ``folder/name.json`` as a list of one."""
+    base = _runs_dir(folder)
+    name = ALIASES.get(name, name)
+    seeds = sorted((base / name).glob("seed*.json"), key=lambda p: int(p.stem[4:]) if p.stem[4:].isdigit() else 0)
+    if seeds:
+        return [load_json(p) for p in seeds]
+    return [load(name, folder)]
+
+
+def final(history: dict, metric: str = "test_acc") -> float:
+    """The metric at the last epoch."""
+    return history["epochs"][-1][metric]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two settings' replicates side by side: means, min-max ranges, difference and whether it exceeds the noise.
+
+    ``verdict`` is ``"effect"`` when the ranges do not overlap and the difference of the means is larger than the
+    run-to-run spread (the widest range of either side, or ``noise`` if that is wider), ``"noise"`` when it is not,
+    and ``"unknown"`` when a side has a single run and no ``noise`` was given: one run cannot tell an effect from a
+    lucky seed.
+    """
+
+    a: str
+    b: str
+    metric: str
+    values_a: tuple[float, ...]
+    values_b: tuple[float, ...]
+    noise: float | None = None
+
+    @property
+    def mean_a(self) -> float:
+        return sum(self.values_a) / len(self.values_a)
+
+    @property
+    def mean_b(self) -> float:
+        return sum(self.values_b) / len(self.values_b)
+
+    @property
+    def diff(self) -> float:
+        """mean(b) - mean(a)."""
+        return self.mean_b - self.mean_a
+
+    @property
+    def spread(self) -> float:
+        """The run-to-run spread the difference is measured against."""
+        ranges = [max(v) - min(v) for v in (self.values_a, self.values_b) if len(v) > 1]
+        return max(ranges + ([self.noise] if self.noise is not None else []), default=float("nan"))
+
+    @property
+    def n(self) -> tuple[int, int]:
+        return len(self.values_a), len(self.values_b)
+
+    @property
+    def verdict(self) -> str:
+        if self.spread != self.spread:  # nan: nothing to measure the noise with
+            return "unknown"
+        lo, hi = sorted((self.values_a, self.values_b), key=lambda v: sum(v) / len(v))
+        separated = min(hi) > max(lo)
+        if not (separated and abs(self.diff) > self.spread):
+            return "noise"
+        return "effect" if min(self.n) >= 2 or self.noise is not None else "unknown"
+
+    def text(self, lang: str = "en", pct: bool = True) -> str:
+        """One sentence for the page: the difference, the spread, and what they allow one to say."""
+        f = (lambda x: f"{x * 100:.2f}") if pct else (lambda x: f"{x:,.3g}")
+        unit = {"en": " pt" if pct else "", "zh": " 个百分点" if pct else ""}[lang]
+        na, nb = self.n
+        d, s = f(abs(self.diff)) + unit, f(self.spread) + unit
+        if lang == "zh":
+            runs_ = f"（{self.a} {na} 次、{self.b} {nb} 次运行）"
+            return {"effect": f"{self.b} 比 {self.a} {'高' if self.diff > 0 else '低'} {d}，超过了运行间的波动 {s}"
+                              f"{runs_}：这是一个效应。",
+                    "noise": f"{self.b} 与 {self.a} 相差 {d}，没有超过运行间的波动 {s}{runs_}：分不出高低。",
+                    "unknown": f"{self.b} 与 {self.a} 相差 {d}，但运行次数太少{runs_}，无法判断这是否超出"
+                               "运行间的波动。"}[self.verdict]
+        runs_ = f" ({na} run{'s' * (na != 1)} of {self.a}, {nb} of {self.b})"
+        return {"effect": f"{self.b} is {d} {'higher' if self.diff > 0 else 'lower'} than {self.a}, more than the "
+                          f"run-to-run spread of {s}{runs_}: an effect.",
+                "noise": f"{self.b} and {self.a} differ by {d}, within the run-to-run spread of {s}{runs_}: "
+                         "we cannot tell them apart.",
+                "unknown": f"{self.b} and {self.a} differ by {d}, but with so few runs{runs_} we cannot tell "
+                           "whether that exceeds the run-to-run spread."}[self.verdict]
+
+    def __str__(self) -> str:
+        rng = lambda v: f"{min(v):.4f}-{max(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"
+        return (f"{self.metric}: {self.a} {self.mean_a:.4f} ({rng(self.values_a)}, n={self.n[0]}), "
+                f"{self.b} {self.mean_b:.4f} ({rng(self.values_b)}, n={self.n[1]}); difference {self.diff:+.4f}, "
+                f"spread {self.spread:.4f}: {self.verdict}")
+
+
+def compare(a: str | list[dict], b: str | list[dict], metric: str = "test_acc", *, noise: float | None = None,
+            folder: str | os.PathLike | None = None, names: tuple[str, str] | None = None) -> Comparison:
+    """Compare the final ``metric`` of two settings over their seeds (run names or lists of histories).
+
+    ``noise``: a run-to-run spread measured elsewhere (e.g. the range of a replicated baseline), used when it is
+    wider than the ranges of ``a`` and ``b`` themselves.
+    """
+    label = lambda x, i: x if isinstance(x, str) else (names[i] if names else "ab"[i])
+    ha = replicates(a, folder) if isinstance(a, str) else a
+    hb = replicates(b, folder) if isinstance(b, str) else b
+    return Comparison(label(a, 0), label(b, 1), metric, tuple(final(h, metric) for h in ha),
+                      tuple(final(h, metric) for h in hb), noise)

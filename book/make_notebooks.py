@@ -15,10 +15,24 @@ two pages share their code cells by construction; ``tests/test_notebooks.py`` ch
 
     python book/make_notebooks.py                 # all chapters
     python book/make_notebooks.py 04_activations  # one chapter
+    python book/make_notebooks.py 04_activations --prose   # text only: keep the stored outputs and values
+
+Numbers in the prose are never typed: a markdown cell writes ``{{name}}`` (a value a code cell recorded with
+``alexnet_lib.prose.value("name", x)``) or ``{{run:NAME:FIELD}}`` (a field of the recorded run
+``book/runs/NAME.json``), each with an optional format (``{{acc:.1%}}``; see :mod:`alexnet_lib.prose`). After a
+notebook has run, the values its cells recorded are collected and every placeholder is replaced, in both
+languages; one without a value stops the build. The notebook keeps the values and a hash of each recorded run it
+read in its metadata (``alexnet``), so ``tests/test_notebooks.py`` can regenerate the text without running anything
+and fail when a source or a run changed and the notebook was not regenerated.
+
+Citations: ``{cite:p}`key``` (keys of ``book/references.bib``) become links to the page language's bibliography
+(``references.md`` in ``book/zh`` and ``book/en``; sphinxcontrib-bibtex with a key prefix per language).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import re
 import sys
@@ -27,6 +41,10 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from alexnet_lib import prose  # noqa: E402
+from alexnet_lib import runs as runs_lib  # noqa: E402
 
 BOOK = Path(__file__).resolve().parent
 LANGS = ("zh", "en")
@@ -83,7 +101,65 @@ def join_cjk_lines(text: str) -> str:
     return "".join(p if p.startswith("```") else _SOFT_BREAK.sub(r"\1\2", p) for p in parts)
 
 
-def build(name: str, lang: str, cells: list[dict]) -> nbformat.NotebookNode:
+RUNS = BOOK / "runs"
+BIB = BOOK / "references.bib"
+_CITE = re.compile(r"\{cite(:[a-z]+)?\}`([^`]+)`")
+# the last cell of a run, removed afterwards: prints what the chapter's cells recorded with prose.value()
+_COLLECT = "import json as _json\nfrom alexnet_lib import prose as _prose\nprint(_json.dumps(_prose.recorded()))"
+
+
+def bib_keys(path: Path = BIB) -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,\s]+),", path.read_text(encoding="utf-8"), flags=re.M)) if path.exists() else set()
+
+
+def cite(text: str, lang: str, keys: set[str]) -> str:
+    """``{cite:p}`a,b``` -> ``{cite:p}`en-a,en-b``` (each language's bibliography has its own key prefix)."""
+    def one(m: re.Match) -> str:
+        names = [k.strip() for k in m.group(2).split(",")]
+        unknown = [k for k in names if k not in keys]
+        if unknown:
+            raise SystemExit(f"citation key(s) {unknown} are not in {BIB.relative_to(BOOK.parent)}")
+        return f"{{cite{m.group(1) or ''}}}`{','.join(f'{lang}-{k}' for k in names)}`"
+    return _CITE.sub(one, text)
+
+
+def load_run(name: str) -> list[dict]:
+    return runs_lib.replicates(name, RUNS)
+
+
+def run_files(name: str) -> list[Path]:
+    name = runs_lib.ALIASES.get(name, name)
+    return sorted((RUNS / name).glob("seed*.json")) or [RUNS / f"{name}.json"]
+
+
+def runs_read(cells: list[dict], used: set[str]) -> dict[str, str]:
+    """sha256 of every recorded run the chapter reads: the runs its placeholders name and every run name that
+    appears as a string in its code."""
+    code = "\n".join(c["text"] for c in cells if c["kind"] == "code")
+    names = set(used)
+    for n in runs_lib.available(RUNS):
+        base = n.rsplit("/", 1)[0] if n.rsplit("/", 1)[-1].startswith("seed") else n
+        if f'"{base}"' in code or f"'{base}'" in code:
+            names.add(base)
+    return {n: hashlib.sha256(b"".join(p.read_bytes() for p in run_files(n))).hexdigest()[:16]
+            for n in sorted(names) if all(p.exists() for p in run_files(n))}
+
+
+def prose_text(text: str, lang: str, values: dict | None, used: set[str], keys: set[str]) -> str:
+    text = cite(join_cjk_lines(text), lang, keys)
+    if values is None:
+        return text
+    try:
+        return prose.resolve(text, lang, values, load_run, used)
+    except prose.Unresolved as e:
+        raise prose.Unresolved(f"{lang}: {e.args[0]}\n  in: {text[:200]!r}") from None
+
+
+def build(name: str, lang: str, cells: list[dict], values: dict | None = None) -> nbformat.NotebookNode:
+    """The notebook of ``name`` in ``lang``. With ``values`` (what its cells recorded), every placeholder in its
+    text is filled in and the notebook's metadata records the values and the runs read; without, the text keeps its
+    placeholders (the notebook that gets executed)."""
+    keys, used = bib_keys(), set()
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}}
@@ -93,20 +169,65 @@ def build(name: str, lang: str, cells: list[dict]) -> nbformat.NotebookNode:
         if c["kind"] == "markdown" and c["lang"] not in (None, lang):
             continue
         if c["kind"] == "markdown":
-            out.append(nbformat.v4.new_markdown_cell(join_cjk_lines(c["text"]),
+            out.append(nbformat.v4.new_markdown_cell(prose_text(c["text"], lang, values, used, keys),
                                                      metadata={"tags": c["tags"]} if c["tags"] else {}))
         else:
             out.append(nbformat.v4.new_code_cell(c["text"], metadata={"tags": c["tags"]} if c["tags"] else {}))
     for i, cell in enumerate(out):  # stable ids keep diffs small
         cell["id"] = f"{name[:40]}-{lang}-{i}"
     nb.cells = out
+    if values is not None:
+        nb.metadata["alexnet"] = {"values": values, "runs": runs_read(cells, used)}
     return nb
 
 
-def run(nb: nbformat.NotebookNode, folder: Path, timeout: int) -> None:
+REFERENCES = {"zh": "# 参考文献\n\n各章引用的文献。\n", "en": "# References\n\nThe works the chapters cite.\n"}
+
+
+def write_pages() -> None:
+    """The glossary and references pages of each language (markdown, generated from book/terms.py and
+    book/references.bib)."""
+    sys.path.insert(0, str(BOOK))
+    import terms
+    for lang in LANGS:
+        twin = {"zh": "[English version →](../en/{page}.md)", "en": "[中文版 →](../zh/{page}.md)"}[lang]
+        pages = {"glossary": terms.glossary(lang),
+                 "references": REFERENCES[lang] + f"\n```{{bibliography}}\n:all:\n:keyprefix: {lang}-\n```\n"}
+        for page, text in pages.items():
+            text = twin.format(page=page) + "\n\n" + text
+            path = BOOK / lang / f"{page}.md"
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
+
+
+def stored(name: str, lang: str) -> nbformat.NotebookNode | None:
+    path = BOOK / lang / f"{name}.ipynb"
+    return nbformat.read(path, as_version=4) if path.exists() else None
+
+
+def with_outputs(nb: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` with the outputs of ``executed``, whose code cells must be the same."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    done = [c for c in executed.cells if c.cell_type == "code"]
+    if [c.source for c in code] != [c.source for c in done]:
+        raise SystemExit("the code cells differ from the stored notebook's: run without --prose")
+    for c, d in zip(code, done):
+        c.outputs, c.execution_count = d.outputs, d.execution_count
+    return nb
+
+
+def run(nb: nbformat.NotebookNode, folder: Path, timeout: int) -> dict:
+    """Execute ``nb`` in ``folder``; return the values its cells recorded with ``prose.value``."""
     os.environ["ALEXNET_PROFILE"] = "quick"
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    nb.cells.append(nbformat.v4.new_code_cell(_COLLECT))
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(folder)}}).execute()
+    finally:
+        last = nb.cells.pop()
+    text = "".join(o.get("text", "") for o in last.outputs if o.get("output_type") == "stream")
+    return json.loads(text.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,20 +235,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("names", nargs="*", help="chapter names (default: every book/src/*.nbpy)")
     ap.add_argument("--no-exec", action="store_true", help="write the notebooks without running them")
     ap.add_argument("--lang", choices=LANGS, action="append", help="only this language (repeatable)")
+    ap.add_argument("--prose", action="store_true",
+                    help="rewrite the text only, keeping the stored notebook's outputs and values (its code cells "
+                         "must be unchanged)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     args = ap.parse_args(argv)
     names = args.names or sorted(p.stem for p in (BOOK / "src").glob("*.nbpy"))
+    write_pages()
     for name in names:
         cells = parse(BOOK / "src" / f"{name}.nbpy")
         for lang in args.lang or LANGS:
-            nb = build(name, lang, cells)
             folder = BOOK / lang
             t0 = time.perf_counter()
-            if not args.no_exec:
-                run(nb, folder, args.timeout)
+            old = stored(name, lang)
+            old_values = old.metadata.get("alexnet", {}).get("values", {}) if old is not None else {}
+            try:
+                if args.prose:
+                    if old is None:
+                        raise SystemExit(f"{lang}/{name}.ipynb does not exist yet: run without --prose")
+                    nb = with_outputs(build(name, lang, cells, old_values), old)
+                    nb.metadata["alexnet"]["runs"] = old.metadata.get("alexnet", {}).get("runs", {})
+                elif args.no_exec:
+                    nb = build(name, lang, cells, old_values)
+                else:
+                    executed = build(name, lang, cells)
+                    values = run(executed, folder, args.timeout)
+                    nb = with_outputs(build(name, lang, cells, values), executed)
+            except prose.Unresolved as e:
+                raise SystemExit(f"{lang}/{name}: {e.args[0]}") from None
             nbformat.write(nb, folder / f"{name}.ipynb")
             print(f"{lang}/{name}.ipynb: {len(nb.cells)} cells"
-                  + ("" if args.no_exec else f", executed in {time.perf_counter() - t0:.1f} s"), flush=True)
+                  + ("" if args.no_exec or args.prose else f", executed in {time.perf_counter() - t0:.1f} s"), flush=True)
     return 0
 
 

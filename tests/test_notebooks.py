@@ -28,18 +28,52 @@ def test_code_cells_identical(name):
     assert code["zh"][1:] == code["en"][1:]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_notebooks_match_their_source(name):
-    """A notebook edited by hand (instead of its book/src source) would drift from its twin: rebuild it."""
+def _make_notebooks():
     import importlib.util
     spec = importlib.util.spec_from_file_location("make_notebooks", BOOK / "make_notebooks.py")
     mk = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mk)
+    return mk
+
+
+def _meta(lang, name):
+    return json.loads((BOOK / lang / f"{name}.ipynb").read_text(encoding="utf-8"))["metadata"].get("alexnet", {})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebooks_match_their_source(name):
+    """The stored notebook is what its source gives, text included: the text is regenerated from book/src with the
+    values the notebook's cells recorded when it was run (stored in its metadata), without running anything. A
+    source edited after the notebook was generated, or a notebook edited by hand, fails here."""
+    mk = _make_notebooks()
     src = mk.parse(BOOK / "src" / f"{name}.nbpy")
     for lang in ("zh", "en"):
-        expected = ["".join(c["source"]) for c in mk.build(name, lang, src).cells]
+        expected = ["".join(c["source"]) for c in mk.build(name, lang, src, _meta(lang, name).get("values", {})).cells]
         assert ["".join(c["source"]) for c in cells(lang, name)] == expected, \
             f"book/{lang}/{name}.ipynb differs from book/src/{name}.nbpy: run python book/make_notebooks.py {name}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_placeholder_left(name):
+    """A reader in Jupyter or Colab sees numbers, never {{...}} placeholders."""
+    from alexnet_lib.prose import PLACEHOLDER
+    for lang in ("zh", "en"):
+        for c in cells(lang, name):
+            if c["cell_type"] == "markdown":
+                left = PLACEHOLDER.findall("".join(c["source"]))
+                assert not left, f"book/{lang}/{name}.ipynb: unresolved {left}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recorded_runs_unchanged_since_generation(name):
+    """The runs a notebook read (its placeholders and its code) are the runs in book/runs now: a re-recorded run
+    needs the notebook regenerated, or its numbers are stale."""
+    mk = _make_notebooks()
+    for lang in ("zh", "en"):
+        read = _meta(lang, name).get("runs", {})
+        now = {n: h for n, h in mk.runs_read(mk.parse(BOOK / "src" / f"{name}.nbpy"), set(read)).items() if n in read}
+        stale = sorted(n for n in read if now.get(n) != read[n])
+        assert not stale, f"book/{lang}/{name}.ipynb read {stale} before they changed: run python book/make_notebooks.py {name}"
 
 
 @pytest.mark.parametrize("name", NAMES)

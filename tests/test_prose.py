@@ -1,0 +1,62 @@
+"""Numbers in the prose come from their source: placeholders, their formats in both languages, and comparisons
+sized to the run-to-run spread."""
+import pytest
+
+from pathlib import Path
+
+from alexnet_lib import prose, runs
+
+BOOK_RUNS = Path(__file__).resolve().parent.parent / "book" / "runs"
+
+
+def test_values_fill_placeholders_in_each_language():
+    values = {"acc": 0.91354, "params": 61_100_840, "n": 1234, "verdict": {"en": "an effect", "zh": "一个效应"}}
+    text = "{{acc:.1%}} · {{ params:M1 }} · {{n}} · {{verdict}}"
+    assert prose.resolve(text, "en", values) == "91.4% · 61.1M · 1,234 · an effect"
+    assert prose.resolve(text, "zh", values) == "91.4% · 6,110万 · 1,234 · 一个效应"
+
+
+def test_an_unresolved_placeholder_stops_the_build():
+    with pytest.raises(prose.Unresolved, match="missing"):
+        prose.resolve("a {{missing:.1%}} b", "en", {})
+    with pytest.raises(prose.Unresolved, match="run:nope"):
+        prose.resolve("{{run:nope/x:test_acc}}", "en", {}, load_run=lambda n: runs.replicates(n, BOOK_RUNS))
+
+
+def test_run_fields():
+    h = {"params": 10, "settings": {"lr": 0.01}, "epochs": [{"epoch": 1, "test_acc": 0.5, "seconds": 3.0},
+                                                             {"epoch": 2, "test_acc": 0.7, "seconds": 1.0}]}
+    assert prose.run_field(h, "test_acc") == 0.7
+    assert prose.run_field(h, "best.test_acc") == 0.7
+    assert prose.run_field(h, "first.test_acc") == 0.5
+    assert prose.run_field(h, "epoch1.seconds") == 3.0
+    assert prose.run_field(h, "median.seconds") == 2.0
+    assert prose.run_field(h, "settings.lr") == 0.01
+    assert prose.run_field(h, "params") == 10
+    seeds = [h, {**h, "epochs": [{"epoch": 1, "test_acc": 0.9, "seconds": 1.0}]}]
+    assert prose.resolve("{{run:x:test_acc:.2f}} of {{run:x:n}}", "en", {}, load_run=lambda n: seeds) == "0.80 of 2"
+
+
+def test_value_records_and_returns():
+    prose.clear()
+    assert prose.value("gap", 0.25) == 0.25
+    assert prose.recorded() == {"gap": 0.25}
+    with pytest.raises(ValueError):
+        prose.value("not a name", 1)
+    prose.clear()
+
+
+def _h(acc):
+    return {"epochs": [{"epoch": 1, "test_acc": acc}]}
+
+
+def test_compare_calls_an_effect_only_beyond_the_spread():
+    a = [_h(0.910), _h(0.912), _h(0.911)]
+    assert runs.compare(a, [_h(0.920), _h(0.921), _h(0.922)]).verdict == "effect"
+    assert runs.compare(a, [_h(0.9115), _h(0.913), _h(0.912)]).verdict == "noise"
+    one = runs.compare([_h(0.91)], [_h(0.93)])
+    assert one.verdict == "unknown" and "so few runs" in one.text("en")
+    assert runs.compare([_h(0.91)], [_h(0.93)], noise=0.003).verdict == "effect"
+    c = runs.compare(a, [_h(0.920), _h(0.921), _h(0.922)], names=("base", "new"))
+    assert abs(c.diff - 0.01) < 1e-9 and c.n == (3, 3) and "0.002" in str(c)
+    assert "效应" in c.text("zh")
