@@ -139,6 +139,16 @@ def check_input(model: nn.Module, x: torch.Tensor) -> None:
     """Raise :class:`ShapeError` unless ``x`` is a batch the model can take (called by each model's forward)."""
     if _SKIP_CHECK.get():
         return
+    name = type(model).__name__
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} takes a torch.Tensor batch (N, C, H, W) of float32 images, got a {type(x).__name__};"
+                        " convert it with torch.as_tensor(x, dtype=torch.float32)")
+    weight = next(model.parameters(), None)
+    if weight is not None and x.dtype != weight.dtype and not (
+            x.is_floating_point() and torch.is_autocast_enabled(x.device.type)):
+        how = "x.float() / 255 (pixels 0..255 become 0..1)" if x.dtype == torch.uint8 else "x.float()"
+        raise TypeError(f"{name} takes {str(weight.dtype).replace('torch.', '')} images, like its weights, got a "
+                        f"{str(x.dtype).replace('torch.', '')} tensor; convert it with {how}")
     c = _in_channels(model)
     if x.dim() == 4 and x.shape[1] == c:
         lo, hi = valid_sizes(model)
