@@ -11,6 +11,10 @@ gives an error that names the layer where it breaks and the input size that woul
 | ``half_alexnet()``    | the d2l AlexNet with half the channels and 2048-wide dense layers            |
 | ``paper_alexnet()``   | Krizhevsky et al. 2012: 3x227x227, LRN, ``groups=2`` for the two-GPU split   |
 | ``torchvision_alexnet()`` | ``torchvision.models.alexnet`` (adaptive pooling, no LRN)                |
+
+``pool="2x2"`` (d2l and paper AlexNets) replaces the paper's overlapping 3x3, stride-2 max-pooling by the
+non-overlapping 2x2, stride 2 it was compared with (the paper's section 3.4); :func:`paper_init` is the paper's
+initialisation (section 5).
 """
 from __future__ import annotations
 
@@ -23,13 +27,26 @@ from torch import nn
 from .trace import check_input
 
 __all__ = ["LeNet", "AlexNet", "PaperAlexNet", "lenet", "d2l_alexnet", "half_alexnet", "paper_alexnet",
-           "torchvision_alexnet", "MODELS", "build_model", "ACTIVATIONS", "SpaceToDepthConv2d", "space_to_depth_stem"]
+           "torchvision_alexnet", "MODELS", "build_model", "ACTIVATIONS", "POOLS", "paper_init", "SpaceToDepthConv2d",
+           "space_to_depth_stem"]
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
 }
+
+
+#: max-pooling windows: the paper's overlapping 3x3 windows 2 pixels apart, and the traditional 2x2 ones
+POOLS: dict[str, tuple[int, int]] = {"3x3": (3, 2), "2x2": (2, 2)}
+
+
+def _pool(name: str) -> nn.Module:
+    try:
+        k, s = POOLS[name]
+    except KeyError:
+        raise ValueError(f"unknown pool {name!r}; choose one of {sorted(POOLS)}") from None
+    return nn.MaxPool2d(kernel_size=k, stride=s)
 
 
 def _act(name: str) -> nn.Module:
@@ -80,27 +97,30 @@ class AlexNet(_Checked):
         num_classes: size of the last layer.
         widths: output channels of the five convolutions.
         fc: width of the two hidden dense layers.
-        dropout: dropout probability before each hidden dense layer (0 turns it off).
+        dropout: dropout probability on the output of each hidden dense layer (0 turns it off).
         activation: ``"relu"`` (the paper's choice), ``"sigmoid"`` or ``"tanh"``.
         image_size: side of the square input. The first dense layer is sized for it, so 224 gives d2l's
             6400 -> 4096; the quick profile uses a smaller side with the same convolutions.
+        pool: ``"3x3"`` (overlapping 3x3 windows, stride 2, as in the paper) or ``"2x2"`` (2x2, stride 2). At 224
+            the 2x2 windows leave 6x6 instead of 5x5 positions after the last pooling, so the first dense layer
+            takes 9216 features instead of 6400.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10,
                  widths: Sequence[int] = (96, 256, 384, 384, 256), fc: int = 4096,
-                 dropout: float = 0.5, activation: str = "relu", image_size: int = 224) -> None:
+                 dropout: float = 0.5, activation: str = "relu", image_size: int = 224, pool: str = "3x3") -> None:
         super().__init__()
         c1, c2, c3, c4, c5 = widths
         self.in_channels, self.image_size = in_channels, image_size
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, c1, kernel_size=11, stride=4, padding=1), _act(activation),
-            nn.MaxPool2d(kernel_size=3, stride=2),
+            _pool(pool),
             nn.Conv2d(c1, c2, kernel_size=5, padding=2), _act(activation),
-            nn.MaxPool2d(kernel_size=3, stride=2),
+            _pool(pool),
             nn.Conv2d(c2, c3, kernel_size=3, padding=1), _act(activation),
             nn.Conv2d(c3, c4, kernel_size=3, padding=1), _act(activation),
             nn.Conv2d(c4, c5, kernel_size=3, padding=1), _act(activation),
-            nn.MaxPool2d(kernel_size=3, stride=2),
+            _pool(pool),
         )
         flat = _flat_features(self.features, in_channels, image_size)
         self.classifier = nn.Sequential(
@@ -116,11 +136,14 @@ class PaperAlexNet(_Checked):
     227x227 input (the paper's text says 224, but 227 is what makes its 55x55 first layer work out), local response
     normalisation after conv1 and conv2, overlapping 3/2 max-pooling, and the two-GPU split written as
     ``groups=2``: conv2, conv4 and conv5 only see the half of the channels that lived on their own GPU; conv3 and the
-    dense layers connect across both.
+    dense layers connect across both. Dropout zeroes the outputs of the two hidden dense layers (FC6 and FC7), as
+    the paper says ("in the first two fully-connected layers") and the 2012 code does (its ``hs1``/``hs2`` layers
+    follow ``fc2048a`` and ``fc2048ba`` in ``layers-145.cfg``); torchvision's AlexNet drops the inputs of FC6 and FC7
+    instead. ``pool="2x2"``: non-overlapping 2x2, stride-2 pooling (same output sizes here: 55 -> 27 -> 13 -> 6).
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5,
-                 lrn: bool = True, image_size: int = 227) -> None:
+                 lrn: bool = True, image_size: int = 227, pool: str = "3x3") -> None:
         super().__init__()
         self.in_channels, self.image_size = in_channels, image_size
 
@@ -131,20 +154,42 @@ class PaperAlexNet(_Checked):
 
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 96, kernel_size=11, stride=4), nn.ReLU(inplace=True), norm(),
-            nn.MaxPool2d(kernel_size=3, stride=2),
+            _pool(pool),
             nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2), nn.ReLU(inplace=True), norm(),
-            nn.MaxPool2d(kernel_size=3, stride=2),
+            _pool(pool),
             nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=2), nn.ReLU(inplace=True),
             nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2), nn.ReLU(inplace=True),
-            nn.MaxPool2d(kernel_size=3, stride=2),
+            _pool(pool),
         )
         flat = _flat_features(self.features, in_channels, image_size)  # 256 * 6 * 6 at 227
-        self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(flat, 4096), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+        self.classifier = nn.Sequential(  # dropout on the outputs of FC6 and FC7, as published
+            nn.Linear(flat, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
+
+
+@torch.no_grad()
+def paper_init(net: nn.Module) -> nn.Module:
+    """The 2012 paper's initialisation (its section 5), in place: every weight from N(0, 0.01^2); the biases of the
+    second, fourth and fifth convolutional layers and of the hidden dense layers set to 1 ("this initialization
+    accelerates the early stages of learning by providing the ReLUs with positive inputs"), all other biases 0.
+
+    (The 2012 code's ``layers-145.cfg`` has the same biases, but draws conv3-conv5's weights with standard deviation
+    0.03 (``initW=0.03``); this follows the paper's text.) Works for every AlexNet of :data:`MODELS`: the layers
+    are found in order, the five convolutions and the three dense layers.
+    """
+    convs = [m for m in net.features.modules() if isinstance(m, nn.Conv2d)]
+    dense = [m for m in net.classifier.modules() if isinstance(m, nn.Linear)]
+    if len(convs) != 5 or len(dense) != 3:
+        raise ValueError(f"paper_init needs AlexNet's 5 convolutions and 3 dense layers, "
+                         f"{type(net).__name__} has {len(convs)} and {len(dense)}")
+    ones = {id(convs[1]), id(convs[3]), id(convs[4]), id(dense[0]), id(dense[1])}
+    for m in convs + dense:
+        nn.init.normal_(m.weight, mean=0.0, std=0.01)
+        nn.init.constant_(m.bias, 1.0 if id(m) in ones else 0.0)
+    return net
 
 
 def _flat_features(features: nn.Module, in_channels: int, image_size: int) -> int:
@@ -160,9 +205,10 @@ def lenet(in_channels: int = 1, num_classes: int = 10, activation: str = "sigmoi
 
 
 def d2l_alexnet(in_channels: int = 1, num_classes: int = 10, *, dropout: float = 0.5,
-                activation: str = "relu", image_size: int = 224) -> AlexNet:
+                activation: str = "relu", image_size: int = 224, pool: str = "3x3") -> AlexNet:
     """d2l's AlexNet: 96@11x11/4, 256@5x5, 384, 384, 256 @3x3, then 6400 -> 4096 -> 4096 -> classes at 224."""
-    return AlexNet(in_channels, num_classes, dropout=dropout, activation=activation, image_size=image_size)
+    return AlexNet(in_channels, num_classes, dropout=dropout, activation=activation, image_size=image_size,
+                   pool=pool)
 
 
 def half_alexnet(in_channels: int = 1, num_classes: int = 10, *, dropout: float = 0.5,
@@ -173,9 +219,9 @@ def half_alexnet(in_channels: int = 1, num_classes: int = 10, *, dropout: float 
 
 
 def paper_alexnet(in_channels: int = 3, num_classes: int = 1000, *, dropout: float = 0.5,
-                  lrn: bool = True, image_size: int = 227) -> PaperAlexNet:
+                  lrn: bool = True, image_size: int = 227, pool: str = "3x3") -> PaperAlexNet:
     """The 2012 paper's AlexNet (227x227, LRN, two-GPU groups); ``image_size`` only for the quick profile."""
-    return PaperAlexNet(in_channels, num_classes, dropout=dropout, lrn=lrn, image_size=image_size)
+    return PaperAlexNet(in_channels, num_classes, dropout=dropout, lrn=lrn, image_size=image_size, pool=pool)
 
 
 def torchvision_alexnet(in_channels: int = 3, num_classes: int = 1000, *, dropout: float = 0.5,

@@ -116,3 +116,35 @@ def _with_features(first):
     m = torch.nn.Module()
     m.features = torch.nn.Sequential(first)
     return m
+
+
+def test_paper_alexnet_drops_out_after_fc6_and_fc7_as_published():
+    """The 2012 paper: dropout "in the first two fully-connected layers", zeroing hidden outputs (the 2012 code's
+    hs1/hs2 layers follow fc2048a/fc2048ba); torchvision drops the inputs of its dense layers instead."""
+    from torch import nn
+    order = lambda net: [type(m).__name__ for m in net.classifier]
+    assert order(models.paper_alexnet()) == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    assert order(models.torchvision_alexnet())[:2] == ["Dropout", "Linear"]
+    assert isinstance(models.d2l_alexnet().classifier[2], nn.Dropout)
+
+
+def test_pooling_option():
+    from alexnet_lib.trace import trace
+    pools = lambda net: [r["shape"][1:] for r in trace(net).rows if r["type"] == "MaxPool2d"]
+    assert pools(models.paper_alexnet()) == pools(models.paper_alexnet(pool="2x2")) == [(27, 27), (13, 13), (6, 6)]
+    assert pools(models.d2l_alexnet()) == [(26, 26), (12, 12), (5, 5)]
+    assert pools(models.d2l_alexnet(pool="2x2")) == [(27, 27), (13, 13), (6, 6)]
+    with pytest.raises(ValueError, match="unknown pool"):
+        models.d2l_alexnet(pool="4x4")
+
+
+def test_paper_init():
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    net = models.paper_init(models.d2l_alexnet(image_size=96))
+    layers = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert [m.bias.unique().tolist() for m in layers] == [[0.0], [1.0], [0.0], [1.0], [1.0], [1.0], [1.0], [0.0]]
+    assert all(abs(m.weight.std().item() - 0.01) < 0.001 and abs(m.weight.mean().item()) < 0.001 for m in layers)
+    with pytest.raises(ValueError, match="5 convolutions"):
+        models.paper_init(models.lenet())
