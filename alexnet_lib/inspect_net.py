@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 __all__ = ["ACTIVATION_TYPES", "conv_layers", "feature_maps", "Predictions", "predict", "confusion_matrix",
-           "most_confident_mistakes"]
+           "most_confident_mistakes", "mistakes_report"]
 
 ACTIVATION_TYPES = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU)
 
@@ -149,3 +149,68 @@ def most_confident_mistakes(pred: Predictions, k: int = 16) -> torch.Tensor:
     wrong = (pred.preds != pred.labels).nonzero().flatten()
     order = pred.confidence[wrong].argsort(descending=True, stable=True)
     return wrong[order][:k]
+
+
+def mistakes_report(net: nn.Module, test_iter: Iterable, k: int = 16, device: torch.device | str | None = None,
+                    **provenance) -> dict:
+    """What a trained network gets wrong, as a small JSON-friendly dict: test accuracy, the confusion matrix, and
+    the ``k`` most confident mistakes (test-set index, true class, predicted class, its probability, and the true
+    class's probability). ``provenance`` (run name, device, date, ...) is stored alongside.
+
+    Chapter 11 reads the one recorded from the fully trained network (``book/runs/ch11/mistakes.json``), made on a
+    GPU with ``python -m alexnet_lib.inspect_net --checkpoint CKPT --out book/runs/ch11/mistakes.json``.
+    """
+    pred = predict(net, test_iter, device)
+    cm = confusion_matrix(pred.labels, pred.preds)
+    worst = most_confident_mistakes(pred, k)
+    return {**provenance,
+            "test_images": len(pred.labels), "test_acc": (pred.preds == pred.labels).float().mean().item(),
+            "confusion": cm.tolist(),
+            "mistakes": [{"index": int(i), "label": int(pred.labels[i]), "pred": int(pred.preds[i]),
+                          "prob": round(pred.probs[i, pred.preds[i]].item(), 4),
+                          "prob_true": round(pred.probs[i, pred.labels[i]].item(), 4)} for i in worst]}
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    """``python -m alexnet_lib.inspect_net --checkpoint CKPT --out JSON``: the mistakes report of a trained d2l
+    AlexNet (a checkpoint written by ``train --checkpoint``) on the full Fashion-MNIST test set at 224x224."""
+    import argparse
+    import datetime
+
+    from .models import build_model
+    from .runs import save_json
+
+    ap = argparse.ArgumentParser(prog="python -m alexnet_lib.inspect_net", description=_main.__doc__)
+    ap.add_argument("--checkpoint", required=True, help="a checkpoint of train --checkpoint (its 'model' state)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--model", default="d2l_alexnet")
+    ap.add_argument("--run", default="", help="the recorded run the checkpoint belongs to (stored in the JSON)")
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--image-size", type=int, help="the model's input side (default: its own, 224)")
+    ap.add_argument("--source", default="full", choices=("full", "sample"))
+    args = ap.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    state = state.get("model", state)
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    net = build_model(args.model, **({"image_size": args.image_size} if args.image_size else {}))
+    net.load_state_dict(state)
+    net.to(device)
+    if device.type == "cuda":
+        from .gpu_data import gpu_loaders
+        _, test_iter = gpu_loaders(256, net.image_size, source=args.source, device=device)
+    else:
+        from .data import load_data_fashion_mnist
+        _, test_iter = load_data_fashion_mnist(256, net.image_size, source=args.source)
+    with torch.no_grad():
+        report = mistakes_report(net, test_iter, args.k, device, run=args.run, model=args.model,
+                                 device_name=torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                                 torch=torch.__version__, date=datetime.date.today().isoformat())
+    save_json(report, args.out)
+    print(f"{args.out}: test accuracy {report['test_acc']:.4f} on {report['test_images']:,} images, "
+          f"{len(report['mistakes'])} most confident mistakes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 __all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "set_root", "root", "find_root",
-           "load", "available", "wall_clock", "time_to", "replicates", "final", "Comparison", "compare", "ALIASES"]
+           "load", "available", "wall_clock", "time_to", "replicates", "seed_files", "final", "Comparison", "compare", "ALIASES"]
 
 # Where a Colab or fresh kernel clones the course (the notebooks' setup cell; see book/make_notebooks.py).
 CLONE_RUNS = Path("/tmp/alexnet-handson/book/runs")
@@ -143,19 +143,27 @@ def time_to(history: dict, target: float) -> tuple[int | None, float | None]:
 # A replicated run is a folder ``NAME/`` of histories ``seed0.json``, ``seed1.json``, ...; a run recorded once is the
 # single file ``NAME.json``. ``ALIASES`` lets settings that are the same run share one recording.
 
-#: run names that are recordings of another run's exact settings (read through :func:`replicates`)
-ALIASES: dict[str, str] = {}
+#: runs with exactly the settings of another run: their seeds are recorded once, under the other name
+ALIASES: dict[str, str] = {"ch04/relu": "ch02/alexnet", "zoo/d2l_alexnet": "ch02/alexnet",
+                           "ch06/no_augment": "ch05/dropout"}
+
+
+def seed_files(name: str, folder: str | os.PathLike | None = None) -> list[Path]:
+    """The seed files ``folder/NAME/seed*.json`` of run ``name`` (or of the run it is an alias of), by seed."""
+    base = _runs_dir(folder)
+    for n in (name, ALIASES.get(name)):
+        if n is not None:
+            seeds = [p for p in (base / n).glob("seed*.json") if p.stem[4:].isdigit()]
+            if seeds:
+                return sorted(seeds, key=lambda p: int(p.stem[4:]))
+    return []
 
 
 def replicates(name: str, folder: str | os.PathLike | None = None) -> list[dict]:
-    """Every recorded seed of run ``name``: the histories in ``folder/name/seed*.json`` (by seed), else the single
-    ``folder/name.json`` as a list of one."""
-    base = _runs_dir(folder)
-    name = ALIASES.get(name, name)
-    seeds = sorted((base / name).glob("seed*.json"), key=lambda p: int(p.stem[4:]) if p.stem[4:].isdigit() else 0)
-    if seeds:
-        return [load_json(p) for p in seeds]
-    return [load(name, folder)]
+    """Every recorded seed of run ``name``: the finished histories in ``folder/name/seed*.json`` (or those of the
+    run in :data:`ALIASES` it equals), else the single ``folder/name.json`` as a list of one."""
+    seeds = [h for h in map(load_json, seed_files(name, folder)) if h.get("status", "finished") == "finished"]
+    return seeds or [load(name, folder)]
 
 
 def final(history: dict, metric: str = "test_acc") -> float:

@@ -68,6 +68,17 @@ from alexnet_lib import plot, runs
 runs.set_root(runs.find_root())
 plot.set_lang("{lang}")"""
 
+# Exercise solutions are written as MyST dropdowns (```{admonition} Solutions + :class: dropdown) in the sources; the
+# notebooks get an HTML <details> block instead, which the built pages, Jupyter and Colab all show folded.
+DROPDOWN = re.compile(r"^(?P<fence>`{3,}|:{3,})\{admonition\}[ \t]*(?P<title>[^\n]*)\n:class:[ \t]*dropdown[ \t]*\n"
+                      r"(?P<body>.*?)\n(?P=fence)[ \t]*$", re.M | re.S)
+
+
+def fold_solutions(text: str) -> str:
+    """Each dropdown admonition becomes ``<details><summary>TITLE</summary> BODY </details>`` (body unchanged)."""
+    return DROPDOWN.sub(lambda m: f"<details>\n<summary>{m['title'].strip()}</summary>\n\n"
+                                  f"{m['body'].strip(chr(10))}\n\n</details>", text)
+
 
 def parse(src: Path) -> list[dict]:
     cells, cur = [], None
@@ -128,8 +139,7 @@ def load_run(name: str) -> list[dict]:
 
 
 def run_files(name: str) -> list[Path]:
-    name = runs_lib.ALIASES.get(name, name)
-    return sorted((RUNS / name).glob("seed*.json")) or [RUNS / f"{name}.json"]
+    return runs_lib.seed_files(name, RUNS) or [RUNS / f"{name}.json"]
 
 
 def runs_read(cells: list[dict], used: set[str]) -> dict[str, str]:
@@ -155,6 +165,19 @@ def prose_text(text: str, lang: str, values: dict | None, used: set[str], keys: 
         raise prose.Unresolved(f"{lang}: {e.args[0]}\n  in: {text[:200]!r}") from None
 
 
+NBVAL_MARKER = re.compile(r"^# (NBVAL_[A-Z_]+)\n")
+
+
+def nbval_tags(text: str, tags: list[str]) -> tuple[str, list[str]]:
+    """Leading ``# NBVAL_...`` comment lines of a code cell become nbval's cell tags (``nbval-ignore-output``, ...),
+    so readers do not see them as the first line of the cell."""
+    tags = list(tags)
+    while m := NBVAL_MARKER.match(text + "\n"):
+        tags.append(m.group(1).lower().replace("_", "-"))
+        text = text[m.end():] if len(text) >= m.end() else ""
+    return text, tags
+
+
 def build(name: str, lang: str, cells: list[dict], values: dict | None = None) -> nbformat.NotebookNode:
     """The notebook of ``name`` in ``lang``. With ``values`` (what its cells recorded), every placeholder in its
     text is filled in and the notebook's metadata records the values and the runs read; without, the text keeps its
@@ -169,10 +192,11 @@ def build(name: str, lang: str, cells: list[dict], values: dict | None = None) -
         if c["kind"] == "markdown" and c["lang"] not in (None, lang):
             continue
         if c["kind"] == "markdown":
-            out.append(nbformat.v4.new_markdown_cell(prose_text(c["text"], lang, values, used, keys),
+            out.append(nbformat.v4.new_markdown_cell(fold_solutions(prose_text(c["text"], lang, values, used, keys)),
                                                      metadata={"tags": c["tags"]} if c["tags"] else {}))
         else:
-            out.append(nbformat.v4.new_code_cell(c["text"], metadata={"tags": c["tags"]} if c["tags"] else {}))
+            text, tags = nbval_tags(c["text"], c["tags"])
+            out.append(nbformat.v4.new_code_cell(text, metadata={"tags": tags} if tags else {}))
     for i, cell in enumerate(out):  # stable ids keep diffs small
         cell["id"] = f"{name[:40]}-{lang}-{i}"
     nb.cells = out
