@@ -1,0 +1,100 @@
+"""A cache of training histories, so the same quick run is computed once and then read back.
+
+The zh and en twin of a chapter run the same training cells with the same seeds, and the unit tests assert what those
+runs show; without a cache each of them would train again. :func:`cached` stores a history under a key made of
+everything that decides it::
+
+    the run's full configuration (every setting, as it will run), the profile, the seed, the device type,
+    the number of processes, the torch version, and a digest of this library's source and bundled sample
+
+so a history is reused only by a run that would compute the same thing: change one setting, one line of the library
+or the torch version, and the key changes (the old entry is simply never read again). Entries live in
+``~/.cache/alexnet_lib/histories/`` (under ``$ALEXNET_CACHE`` when that is set, like the data cache), one JSON file
+each, written atomically. Two processes asking for the same missing entry at once (the zh and en notebooks under
+pytest-xdist) do not both train: the second waits on a file lock and then reads what the first wrote.
+
+    history, hit = cached({"config": ..., "profile": "quick", "seed": 0, ...}, lambda: train(...))
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .runs import load_json, save_json
+
+__all__ = ["default_folder", "source_digest", "key", "cached"]
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def default_folder() -> Path:
+    """``$ALEXNET_CACHE/histories`` if that is set, else ``~/.cache/alexnet_lib/histories``."""
+    return Path(os.environ.get("ALEXNET_CACHE", Path.home() / ".cache" / "alexnet_lib")) / "histories"
+
+
+@functools.lru_cache(maxsize=1)
+def source_digest() -> str:
+    """SHA-256 of every Python file of the package and the bundled sample's checksums (names and contents)."""
+    h = hashlib.sha256()
+    files = sorted(PACKAGE.rglob("*.py")) + [PACKAGE / "sample" / "MD5SUMS.json"]
+    for path in files:
+        if "__pycache__" in path.parts or not path.exists():
+            continue
+        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def key(fields: dict) -> str:
+    """The cache key of a run described by ``fields`` (any JSON-able dict), the torch version and the source."""
+    blob = json.dumps({"fields": fields, "torch": str(torch.__version__), "source": source_digest()},
+                      sort_keys=True, default=repr)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (a lock file) for the block; where ``fcntl`` is missing (Windows), no lock:
+    two racing processes then both compute, and the atomic write keeps the entry whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLike | None = None
+           ) -> tuple[dict, bool]:
+    """The history for ``fields``: read from the cache if a run with the same key finished before, else
+    ``compute()`` (stored if its status is ``"finished"``). Returns ``(history, hit)``.
+
+    A history read back carries ``"cache": {"key", "path"}``; one just computed is returned as ``compute`` gave it.
+    """
+    folder = Path(folder) if folder is not None else default_folder()
+    k = key(fields)
+    path = folder / f"{k}.json"
+    with _locked(folder / f"{k}.lock"):
+        if path.exists():
+            try:
+                history = load_json(path)
+            except (OSError, ValueError):  # unreadable: compute it again
+                history = None
+            if isinstance(history, dict) and history.get("status") == "finished":
+                return dict(history, cache={"key": k, "path": str(path)}), True
+        history = compute()
+        if history.get("status") == "finished":
+            save_json(history, path)
+    return history, False

@@ -1,0 +1,54 @@
+"""The maintainers' notebook runner (python -m alexnet_lib notebooks): statuses, error lines, time limit, twins."""
+import json
+
+import nbformat
+import pytest
+
+from alexnet_lib import notebooks
+
+
+def _book(tmp_path, chapters: dict[str, list[str]], zh_changes: dict[str, list[str]] | None = None):
+    """A small book: book/{zh,en}/NAME.ipynb with these code cells (zh may differ where asked)."""
+    for lang in ("zh", "en"):
+        (tmp_path / lang).mkdir(parents=True, exist_ok=True)
+        for name, code in chapters.items():
+            code = (zh_changes or {}).get(name, code) if lang == "zh" else code
+            nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name} {lang}")]
+                                          + [nbformat.v4.new_code_cell(c) for c in code])
+            nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+            nbformat.write(nb, tmp_path / lang / f"{name}.ipynb")
+    return tmp_path
+
+
+def test_twin_differences_name_the_chapter_and_cell(tmp_path):
+    book = _book(tmp_path, {"01_a": ["x = 1", "print(x)"], "02_b": ["y = 2"]}, zh_changes={"01_a": ["x = 1", "x"]})
+    (book / "en" / "03_c.ipynb").write_text((book / "en" / "02_b.ipynb").read_text())
+    assert notebooks.twin_differences(book) == {"01_a": "code cell 2 differs (2 code cells in zh, 2 in en)",
+                                                "03_c": "only in book/en"}
+
+
+@pytest.mark.slow
+def test_report_rows_for_ok_error_and_timeout(tmp_path):
+    book = _book(tmp_path, {"01_ok": ["import os", "import alexnet_lib\nassert os.environ['ALEXNET_PROFILE'] == 'quick'"],
+                            "02_error": ["a = 1", "raise RuntimeError('weight type (torch.cuda.FloatTensor)')"],
+                            "03_slow": ["import time", "time.sleep(300)"]})
+    out = tmp_path / "report.json"
+    report = notebooks.run_book("quick", book=book, from_source=False, timeout=15, jobs=3, out=out, log=lambda _: None)
+    assert json.loads(out.read_text()) == report
+    rows = {r["chapter"]: r for r in report["chapters"]}
+    assert list(rows) == ["01_ok", "02_error", "03_slow"]
+    assert rows["01_ok"]["status"] == "ok" and "error" not in rows["01_ok"]
+    err = rows["02_error"]
+    assert err["status"] == "error" and err["cell"] == 2
+    assert err["error"].splitlines()[-1].startswith("RuntimeError: weight type (torch.cuda.FloatTensor)")
+    slow = rows["03_slow"]
+    assert slow["status"] == "timeout" and slow["cell"] == 2 and slow["seconds"] < 60
+    assert report["ok"] is False and report["profile"] == "quick" and report["twins"] == {}
+    for k in ("device_name", "torch", "date", "python", "cpu_count"):
+        assert report[k]
+
+
+def test_unknown_chapter_is_an_error_before_anything_runs(tmp_path):
+    book = _book(tmp_path, {"01_a": ["1"]})
+    with pytest.raises(ValueError, match="no such chapter in book/en: 09_x"):
+        notebooks.run_book("quick", book=book, from_source=False, only=["09_x"])
