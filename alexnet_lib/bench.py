@@ -14,6 +14,7 @@ run it.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import platform
 import time
@@ -21,31 +22,44 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .data import load_data_fashion_mnist
-from .gpu_data import gpu_loaders
-from .models import build_model, space_to_depth_stem
+from . import dist
+from .config import TrainConfig
+from .experiments import build, loaders
 from .runs import save_json
 from .trace import human, valid_sizes
-from .train import make_optimizer, train
+from .train import compiled, setup, train, train_step
 
-__all__ = ["CONFIGS", "measure_peak_tflops", "train_flops_per_image", "run_bench", "layer_times", "kernel_profile",
-           "format_layers", "format_kernels", "main"]
+__all__ = ["BASE", "STEPS", "CONFIGS", "measure_peak_tflops", "train_flops_per_image", "run_bench", "ddp_bench",
+           "layer_times", "kernel_profile", "format_layers", "format_kernels", "main"]
 
-# Each configuration adds one switch to the one before it (the first is the seeds' loop).
-_FAST = dict(data="gpu", item=False, amp=True, channels_last=True, fused=True)
-CONFIGS: list[tuple[str, dict]] = [
-    ("seeds' loop", dict(data="loader", item=True, amp=False, channels_last=False, fused=False, batch=128)),
-    ("+ GPU-resident data", dict(data="gpu", item=True, amp=False, channels_last=False, fused=False, batch=128)),
-    ("+ no .item() per step", dict(data="gpu", item=False, amp=False, channels_last=False, fused=False, batch=128)),
-    ("+ bf16 autocast", dict(data="gpu", item=False, amp=True, channels_last=False, fused=False, batch=128)),
-    ("+ channels_last", dict(data="gpu", item=False, amp=True, channels_last=True, fused=False, batch=128)),
-    ("+ fused SGD", dict(_FAST, batch=128)),
-    ("+ batch 512", dict(_FAST, batch=512)),
-    ("+ torch.compile", dict(_FAST, batch=512, compile=True)),
-    ("+ space-to-depth conv1", dict(_FAST, batch=512, compile=True, s2d=True)),
-    ("+ batch 2048", dict(_FAST, batch=2048, compile=True, s2d=True)),
-    ("+ CUDA graphs", dict(_FAST, batch=2048, compile="reduce-overhead", s2d=True)),
+# The seeds' loop: the DataLoader path, fp32, a .item() every step, batch 128, two short epochs of the full data.
+BASE = TrainConfig(model="d2l_alexnet", epochs=2, lr=0.01, momentum=0.9, batch_size=128, source="full",
+                   data_path="loader", item_every_step=True, amp=False, channels_last=False, fused=False)
+# Each row turns on one more switch than the row before it: (name, what it changes).
+STEPS: list[tuple[str, dict]] = [
+    ("seeds' loop", {}),
+    ("+ GPU-resident data", dict(data_path="gpu")),
+    ("+ no .item() per step", dict(item_every_step=False)),
+    ("+ bf16 autocast", dict(amp=True)),
+    ("+ channels_last", dict(channels_last=True)),
+    ("+ fused SGD", dict(fused=True)),
+    ("+ batch 512", dict(batch_size=512)),
+    ("+ torch.compile", dict(compile=True)),
+    ("+ space-to-depth conv1", dict(s2d_stem=True)),
+    ("+ batch 2048", dict(batch_size=2048)),
+    ("+ CUDA graphs", dict(compile="reduce-overhead")),
 ]
+
+
+def _cumulative(base: TrainConfig, steps: list[tuple[str, dict]]) -> list[tuple[str, TrainConfig]]:
+    rows, cfg = [], base
+    for name, changes in steps:
+        cfg = dataclasses.replace(cfg, **changes)
+        rows.append((name, cfg))
+    return rows
+
+
+CONFIGS: list[tuple[str, TrainConfig]] = _cumulative(BASE, STEPS)
 CPU_CONFIGS = ["seeds' loop", "+ GPU-resident data", "+ no .item() per step", "+ channels_last",
                "+ space-to-depth conv1"]
 # Profiled with --profile: the step before and after the space-to-depth first layer.
@@ -72,9 +86,8 @@ def train_flops_per_image(model_name: str, size: int, device: torch.device) -> f
     """FLOPs of one training step (forward + backward) per image, counted by ``torch.utils.flop_counter``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = _build(model_name, size, {}).to(device)
-    c = getattr(net, "in_channels", 1)
-    x = torch.randn(2, c, size, size, device=device)
+    net = build(BASE.replace(model=model_name, image_size=size))[0].to(device)
+    x = torch.randn(2, net.in_channels, size, size, device=device)
     y = torch.randint(0, 10, (2,), device=device)
     valid_sizes(net)  # the input check's one-off shape search must not be counted
     with FlopCounterMode(display=False) as counter:
@@ -88,32 +101,26 @@ def _defaults(device: torch.device | str | None, size: int | None) -> tuple[torc
     return device, size or (224 if device.type == "cuda" else 96)
 
 
-def _build(model_name: str, size: int, cfg: dict) -> torch.nn.Module:
-    net = build_model(model_name, image_size=size) if model_name in ("d2l_alexnet", "half_alexnet") \
-        else build_model(model_name)
-    return space_to_depth_stem(net) if cfg.get("s2d") else net
+def bench_lr(batch: int) -> float:
+    """0.01 scaled with the batch up to 512 (0.04); beyond that it would diverge without warm-up."""
+    return 0.01 * min(batch, 512) / 128
 
 
-def _one(name: str, cfg: dict, model_name: str, size: int, steps: int, device: torch.device) -> dict:
-    batch = cfg["batch"]
-    limit = batch * steps
-    net = _build(model_name, size, cfg)
-    if cfg["data"] == "loader":
-        train_iter, test_iter = load_data_fashion_mnist(batch, resize=size, source="full", train_limit=limit,
-                                                        test_limit=batch, num_workers=4 if device.type == "cuda" else 0)
-    else:
-        from .dist import rank, world_size
-        train_iter, test_iter = gpu_loaders(batch, size, source="full", device=device, train_limit=limit * world_size(),
-                                            test_limit=batch * world_size(), rank=rank(), world_size=world_size())
+def _one(name: str, cfg: TrainConfig, steps: int, device: torch.device) -> dict:
+    """Two short epochs of ``steps`` steps of ``cfg`` (``cfg.batch_size`` is the global batch); the second's img/s."""
+    per_rank = max(1, cfg.batch_size // dist.world_size())
+    cfg = cfg.replace(lr=bench_lr(per_rank), train_limit=cfg.batch_size * steps, test_limit=cfg.batch_size,
+                      num_workers=4 if device.type == "cuda" else 0, seed=0)
+    net = build(cfg)[0]
+    train_iter, test_iter = loaders(cfg, device, dist.rank(), dist.world_size())
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    lr = 0.01 * min(batch, 512) / 128  # scaled with the batch up to 512; beyond that it would diverge without warm-up
-    h = train(net, train_iter, test_iter, 2, lr, momentum=0.9, device=device, amp=cfg["amp"],
-              channels_last=cfg["channels_last"], fused=cfg["fused"], compile=cfg.get("compile", False),
-              item_every_step=cfg["item"], verbose=False, progress=False, seed=0)
-    return {"name": name, **cfg, "img_per_s": h["epochs"][-1]["img_per_s"],
+    h = train(net, train_iter, test_iter, config=cfg, device=device, verbose=False, progress=False)
+    switches = {k: getattr(cfg, k) for k in ("data_path", "item_every_step", "amp", "channels_last", "fused",
+                                             "compile", "s2d_stem")}
+    return {"name": name, "batch": per_rank, **switches, "img_per_s": h["epochs"][-1]["img_per_s"],
             "steps": len(train_iter), "wall_s": time.perf_counter() - t0,
             "peak_mem_GB": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
 
@@ -139,18 +146,18 @@ def _median_ms(fn, reps: int, device: torch.device) -> float:
 
 
 def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | None = None,
-                device: torch.device | str | None = None, cfg: dict | None = None, reps: int = 20) -> list[dict]:
+                device: torch.device | str | None = None, cfg: TrainConfig | None = None, reps: int = 20) -> list[dict]:
     """Forward and forward+backward milliseconds of every layer alone, at the shapes it sees in training.
 
     Each layer of ``features`` and ``classifier`` runs on a stored copy of its real input (bf16 autocast and
-    channels_last as in ``cfg``, default the fast configuration), eagerly; the backward pass computes the input's
-    gradient too, except for the first layer (the images need none). The sum is close to an eager step.
+    channels_last as in ``cfg``, default channels_last with autocast on a GPU), eagerly; the backward pass computes
+    the input's gradient too, except for the first layer (the images need none). The sum is close to an eager step.
     """
     device, size = _defaults(device, size)
-    cfg = {"amp": device.type == "cuda", "channels_last": True, **(cfg or {})}
+    cfg = (cfg or BASE.replace(channels_last=True, amp=None)).resolved(device.type)
     torch.manual_seed(0)
-    net = _build(model_name, size, cfg)
-    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    net = build(cfg.replace(model=model_name, image_size=size))[0]
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     net.to(device, memory_format=fmt).train()
     for m in net.modules():
         if isinstance(m, torch.nn.ReLU):
@@ -158,7 +165,7 @@ def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | N
     layers = [(f"features.{i}", m) for i, m in enumerate(net.features)] + [("flatten", torch.nn.Flatten())] + \
         [(f"classifier.{i}", m) for i, m in enumerate(net.classifier)]
     x = torch.rand(batch, net.in_channels, size, size, device=device).to(memory_format=fmt)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg["amp"])  # entered anew for every call
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp)  # entered anew for every call
     rows = []
     for i, (name, layer) in enumerate(layers):
         with amp:
@@ -206,43 +213,35 @@ def _kernel_kind(name: str) -> str:
     return "other elementwise / copies"
 
 
-def kernel_profile(cfg: dict | None = None, model_name: str = "d2l_alexnet", size: int | None = None,
+def kernel_profile(cfg: TrainConfig | None = None, model_name: str = "d2l_alexnet", size: int | None = None,
                    steps: int = 20, warmup: int = 10, device: torch.device | str | None = None,
                    top: int | None = None) -> dict:
     """Where the GPU time of a training step goes, from ``torch.profiler``: top kernels and kernel kinds per step.
 
-    Runs ``warmup`` then ``steps`` steps of the training step of configuration ``cfg`` (a dict as in
-    :data:`CONFIGS`; default the best one) on the GPU-resident loader, and returns GPU milliseconds per step by
-    kernel and by kind, and the wall milliseconds per step for comparison (GPU idle time is their difference).
+    Runs ``warmup`` then ``steps`` calls of :func:`alexnet_lib.train.train_step` for configuration ``cfg`` (a row
+    of :data:`CONFIGS`; default ``+ torch.compile``) on the GPU-resident loader, and returns GPU milliseconds per
+    step by kernel and by kind, and the wall milliseconds per step for comparison (GPU idle time is their
+    difference).
     """
     from torch.profiler import ProfilerActivity, profile
 
     device, size = _defaults(device, size)
-    cfg = dict(cfg or dict(CONFIGS)["+ torch.compile"])
-    batch = cfg["batch"]
+    cfg = (cfg or dict(CONFIGS)["+ torch.compile"]).replace(
+        model=model_name, image_size=size, data_path="gpu", source="full", train_limit=None, test_limit=None)
+    batch = cfg.batch_size
     torch.manual_seed(0)
-    net = _build(model_name, size, cfg)
-    fmt = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
-    net.to(device, memory_format=fmt).train()
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    opt = make_optimizer(net, "sgd", 0.01, 0.9, fused=cfg.get("fused", False) and device.type == "cuda")
-    compiled = cfg.get("compile")
-    model = torch.compile(net, mode=compiled if isinstance(compiled, str) else None) if compiled else net
-    loader, _ = gpu_loaders(batch, size, source="full", device=device, train_limit=batch * (steps + warmup),
-                            test_limit=batch)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(cfg.get("amp")))
+    net = build(cfg)[0]
+    loader, test = loaders(cfg.replace(train_limit=batch * (steps + warmup), test_limit=batch), device)
+    state = setup(net, loader, test, cfg, device, verbose=False)
+    state.model = compiled(state)
+    state.model.train()
 
     def run(n):
+        state.stats = torch.zeros(3, device=device)
+        state.first_bad = torch.full((), -1, device=device)
         it = iter(loader)
-        for _ in range(n):
-            x, y = next(it)
-            x = x.to(memory_format=fmt)
-            with amp:
-                loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        for i in range(n):
+            train_step(state, *next(it), i)
     run(warmup)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
     sync()
@@ -270,7 +269,7 @@ def kernel_profile(cfg: dict | None = None, model_name: str = "d2l_alexnet", siz
     kinds: dict[str, float] = {}
     for r in rows:
         kinds[r["kind"]] = kinds.get(r["kind"], 0.0) + r["ms_per_step"]
-    return {"config": cfg, "batch": batch, "steps": steps, "wall_ms_per_step": wall_ms,
+    return {"config": cfg.settings(), "batch": batch, "steps": steps, "wall_ms_per_step": wall_ms,
             "gpu_ms_per_step": total / steps, "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
             "top": rows[:top] if top else rows}
 
@@ -309,10 +308,11 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
     if unknown:
         raise ValueError(f"unknown configuration(s) {unknown}; choose from {[n for n, _ in CONFIGS]}")
     configs = [(n, c) for n, c in CONFIGS if (on_gpu or n in CPU_CONFIGS) and (not only or n in only)]
+    configs = [(n, c.replace(model=model, image_size=size)) for n, c in configs]
     if batch or not on_gpu:
-        configs = [(n, dict(c, batch=batch or 16)) for n, c in configs]
+        configs = [(n, c.replace(batch_size=batch or 16)) for n, c in configs]
     if not on_gpu:  # no compilation on a CPU (minutes of C++ builds for a few steps)
-        configs = [(n, dict(c, compile=False)) for n, c in configs]
+        configs = [(n, c.replace(compile=False)) for n, c in configs]
     flops = train_flops_per_image(model, size, device)
     peak = measure_peak_tflops(device) if on_gpu else None
     result = {"model": model, "image_size": size, "device": device.type,
@@ -320,7 +320,7 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
               "torch": str(torch.__version__), "date": datetime.date.today().isoformat(),
               "train_flops_per_image": flops, "peak_bf16_tflops": peak, "rows": []}
     for name, cfg in configs:
-        row = _one(name, cfg, model, size, steps, device)
+        row = _one(name, cfg, steps, device)
         seeds = result["rows"][0]["img_per_s"] if result["rows"] else row["img_per_s"]
         row["x_seeds"] = row["img_per_s"] / seeds
         row["pct_of_peak"] = 100 * row["img_per_s"] * flops / (peak * 1e12) if peak else None
@@ -334,10 +334,11 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
         pbatch = batch or (512 if on_gpu else 16)
         psteps, pwarm, reps = (20, 10, 20) if on_gpu else (2, 1, 2)  # on a CPU only to check that it runs
         result["profile"] = {
-            "kernels": {n: kernel_profile(dict(cfgs[n], batch=pbatch, compile=cfgs[n]["compile"] and on_gpu),
+            "kernels": {n: kernel_profile(cfgs[n].replace(batch_size=pbatch, compile=cfgs[n].compile and on_gpu),
                                           model, size, steps=psteps, warmup=pwarm, device=device) for n in PROFILED},
             "layers": {"plain": layer_times(model, pbatch, size, device, reps=reps),
-                       "space-to-depth": layer_times(model, pbatch, size, device, cfg={"s2d": True}, reps=reps)}}
+                       "space-to-depth": layer_times(model, pbatch, size, device, reps=reps,
+                                                     cfg=BASE.replace(channels_last=True, amp=None, s2d_stem=True))}}
         if verbose:
             for n, p in result["profile"]["kernels"].items():
                 print(f"== {n}\n" + format_kernels(p), flush=True)
@@ -360,10 +361,40 @@ def format_table(result: dict) -> str:
     return "\n".join([head, cols] + [_row_text(r) for r in result["rows"]])
 
 
+def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,
+              batch: int | None = None, out=None) -> dict:
+    """``torchrun --nproc_per_node=N -m alexnet_lib bench --ddp``: images/s of the fast configuration on N GPUs,
+    with the same per-GPU batch as one GPU (weak scaling) and with the same global batch (strong scaling).
+    Run the plain ``bench`` in the same session for the one-GPU number."""
+    with dist.distributed() as (r, n):
+        cuda = torch.cuda.is_available()
+        device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+        device, size = _defaults(device, size)
+        steps = steps or (40 if cuda else 2)
+        name = "+ batch 512" if cuda else "+ no .item() per step"
+        cfg = dict(CONFIGS)[name].replace(model=model, image_size=size)
+        per_gpu = batch or cfg.batch_size
+        rows = []
+        for label, global_batch in ((f"{n} GPUs, batch {per_gpu} per GPU", per_gpu * n),
+                                    (f"{n} GPUs, global batch {per_gpu}", per_gpu)):
+            row = _one(label, cfg.replace(batch_size=global_batch), steps, device)
+            rows.append(dict(row, world_size=n, global_batch=row["batch"] * n))
+            if r == 0:
+                print(f"{label:<32} {row['img_per_s']:>10,.0f} img/s (all GPUs together)", flush=True)
+        result = {"model": model, "image_size": size, "world_size": n, "configuration": name,
+                  "device": device.type, "date": datetime.date.today().isoformat(),
+                  "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
+                  "torch": str(torch.__version__), "train_flops_per_image": train_flops_per_image(model, size, device),
+                  "rows": rows}
+        if r == 0 and out:
+            save_json(result, out)
+    return result
+
+
 def main(args) -> int:
     if args.ddp:
-        from .dist import ddp_bench
-        return ddp_bench(args)
+        ddp_bench(args.model, args.size, args.steps, args.batch_size, args.out)
+        return 0
     only = args.only.split(",") if args.only else None
     result = run_bench(args.model, args.size, args.steps, only, out=args.out, verbose=False,
                        batch=args.batch_size, profile=args.profile)

@@ -39,8 +39,78 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _limit(text: str) -> int | None:
+    return None if text == "all" else _positive_int(text)
+
+
+def _field_options() -> dict[str, dict]:
+    """argparse options for each TrainConfig field that is a flag: its type check and its choices."""
     from .augment import PRESETS
+    from .config import PROFILES
+    from .models import MODELS
+    from .train import OPTIMIZERS, SCHEDULERS
+
+    return {
+        "model": dict(choices=sorted(MODELS)), "init": dict(choices=["xavier"]),
+        "optimizer": dict(choices=list(OPTIMIZERS)), "lr": dict(type=_positive_float),
+        "momentum": dict(type=_nonnegative_float), "weight_decay": dict(type=_nonnegative_float),
+        "label_smoothing": dict(type=_nonnegative_float), "epochs": dict(type=_positive_int),
+        "scheduler": dict(choices=list(SCHEDULERS)), "warmup": dict(type=_nonnegative_int),
+        "batch_size": dict(type=_positive_int), "source": dict(choices=["full", "sample"]),
+        "image_size": dict(type=_positive_int), "augment": dict(choices=list(PRESETS)),
+        "channels": dict(type=int, choices=[1, 3]), "train_limit": dict(type=_limit, metavar="N|all"),
+        "test_limit": dict(type=_limit, metavar="N|all"), "num_workers": dict(type=_nonnegative_int),
+        "data_path": dict(choices=["gpu", "loader"], help="default: gpu with CUDA, else loader"),
+        "compile": dict(nargs="?", const=True, metavar="MODE",
+                        help="torch.compile the model (optionally with a mode, e.g. reduce-overhead)"),
+        "check_every": dict(type=_positive_int), "seed": dict(type=int),
+        "profile": dict(choices=list(PROFILES), help="default: $ALEXNET_PROFILE, else full with CUDA"),
+    }
+
+
+# TrainConfig fields without a flag: dicts (--activation and --dropout fill model_kwargs) and the description
+NOT_FLAGS = ("model_kwargs", "quick", "description")
+
+
+def _add_config_flags(t: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``batch_size`` -> ``--batch-size``; a bool as ``--x``/``--no-x``); a flag
+    not given leaves the preset's value."""
+    import typing
+
+    from .config import TrainConfig, fields
+
+    hints, options = typing.get_type_hints(TrainConfig), _field_options()
+    for f in fields():
+        if f.name in NOT_FLAGS:
+            continue
+        kw = dict(options.get(f.name, {}), dest=f.name, default=argparse.SUPPRESS)
+        if bool in typing.get_args(hints[f.name]) or hints[f.name] is bool:
+            if f.name != "compile":
+                kw["action"] = argparse.BooleanOptionalAction
+        t.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def _parser() -> argparse.ArgumentParser:
     from .experiments import EXPERIMENTS
     from .models import ACTIVATIONS, MODELS
 
@@ -51,27 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and record its history as JSON")
     t.add_argument("--preset", choices=sorted(EXPERIMENTS), metavar="NAME",
                    help="a named experiment of the course (e.g. ch04/sigmoid, fast); options below override it")
-    t.add_argument("--model", choices=sorted(MODELS))
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--lr", type=_positive_float)
-    t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"])
-    t.add_argument("--momentum", type=float)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--init", choices=["xavier"])
-    t.add_argument("--scheduler", choices=["onecycle", "cosine"])
-    t.add_argument("--augment", choices=list(PRESETS))
-    t.add_argument("--activation", choices=sorted(ACTIVATIONS))
-    t.add_argument("--dropout", type=float)
-    t.add_argument("--profile", choices=["quick", "full"], help="default: $ALEXNET_PROFILE, else full with CUDA")
-    t.add_argument("--data-path", choices=["gpu", "loader"], help="default: gpu with CUDA, else loader")
+    _add_config_flags(t)
+    t.add_argument("--activation", choices=sorted(ACTIVATIONS), help="the model's activation (model_kwargs)")
+    t.add_argument("--dropout", type=_nonnegative_float, help="the model's dropout probability (model_kwargs)")
     t.add_argument("--device")
-    t.add_argument("--no-amp", action="store_true", help="fp32 even on CUDA")
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
-    t.add_argument("--s2d-stem", action="store_true", default=None,
-                   help="first convolution as pixel_unshuffle + 3x3 conv (same maths, faster on GPUs)")
-    t.add_argument("--tta", action="store_true", default=None, help="evaluate on each test image and its mirror")
-    t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="write the history JSON here (after every epoch)")
     t.add_argument("--checkpoint", help="save model/optimizer/history here after every epoch")
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint")
@@ -99,30 +152,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from .experiments import Experiment, get, run
-
-    exp = get(args.preset) if args.preset else Experiment()
-    overrides = {k: v for k, v in dict(
-        model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        momentum=args.momentum, weight_decay=args.weight_decay, init=args.init, scheduler=args.scheduler,
-        augment=args.augment, s2d_stem=args.s2d_stem, tta=args.tta).items() if v is not None}
-    kw = dict(exp.model_kwargs)
-    if args.activation is not None:
-        kw["activation"] = args.activation
-    if args.dropout is not None:
-        kw["dropout"] = args.dropout
-    overrides["model_kwargs"] = kw
+    from .config import fields
     from .dist import distributed
+    from .experiments import _BASE, get, run
+    from .profiles import get_profile
+
+    cfg = get(args.preset) if args.preset else _BASE
+    overrides = {f.name: getattr(args, f.name) for f in fields() if hasattr(args, f.name)}
+    profile = overrides.pop("profile", None) or get_profile().name  # decided here, once, and passed down
+    kw = {k: v for k, v in (("activation", args.activation), ("dropout", args.dropout)) if v is not None}
+    if kw:
+        overrides["model_kwargs"] = dict(cfg.model_kwargs, **kw)
     with distributed() as (rank, _):  # under torchrun: one process per GPU (or gloo on CPUs)
         # a preset is passed by name, so the history records which experiment it was
-        h = run(args.preset or exp, profile=args.profile, out=args.out, data_path=args.data_path,
-                device=args.device, amp=False if args.no_amp else None, compile=args.compile,
-                checkpoint=args.checkpoint, resume=args.resume, seed=args.seed, **overrides)
+        h = run(args.preset or cfg, profile=profile, out=args.out, device=args.device, checkpoint=args.checkpoint,
+                resume=args.resume, **overrides)
     if rank != 0:
         return 0
     last = h["epochs"][-1]
-    print(f"done: {len(h['epochs'])} epochs, test acc {last['test_acc']:.4f}, "
-          f"{sum(e['seconds'] + e['eval_seconds'] for e in h['epochs']):.1f} s" + (f", history in {args.out}" if args.out else ""))
+    seconds = sum(e["seconds"] + e["eval_seconds"] for e in h["epochs"])
+    print(f"done: {len(h['epochs'])} epochs, test acc {last['test_acc']:.4f}, {seconds:.1f} s"
+          + (f", history in {args.out}" if args.out else ""))
     return 0
 
 

@@ -30,12 +30,12 @@ import torchvision
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
-from .profiles import get_profile
+from . import augment as aug
 from .runs import atomic_write_text
 
 __all__ = ["DataError", "CLASSES", "FILES", "DEBIAN_DIR", "ENV_VAR", "SAMPLE_DIR", "class_names",
-           "find_fashion_mnist", "fashion_mnist", "load_data_fashion_mnist", "load_tensors", "load_data_cifar10",
-           "make_sample", "read_idx"]
+           "find_fashion_mnist", "fashion_mnist", "load_data_fashion_mnist", "load_tensors", "num_images",
+           "load_data_cifar10", "make_sample", "read_idx"]
 
 CLASSES = {
     "en": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
@@ -60,7 +60,7 @@ _HOW_TO_GET = (
     f"(installs to {DEBIAN_DIR}); or download the four files {sorted(FILES)} from "
     "https://github.com/zalandoresearch/fashion-mnist into a folder and set "
     f"{ENV_VAR}=/that/folder (or pass root=); or run online, where torchvision downloads them. "
-    "For a quick run on the bundled sample use source='sample' (ALEXNET_PROFILE=quick)."
+    "For a quick run on the bundled sample use source='sample' (the quick profile does)."
 )
 _FIX_FULL = "Delete it and get it again. " + _HOW_TO_GET
 _FIX_SAMPLE = ("The sample is part of the package: restore it with `git checkout alexnet_lib/sample` in the "
@@ -182,10 +182,10 @@ def _torchvision_root(source: str, root: str | os.PathLike | None, download: boo
     return target
 
 
-def fashion_mnist(train: bool, transform=None, *, source: str | None = None,
+def fashion_mnist(train: bool, transform=None, *, source: str = "sample",
                   root: str | os.PathLike | None = None, download: bool = True):
-    """One split of Fashion-MNIST as a ``torchvision.datasets.FashionMNIST`` (``source`` defaults to the profile's)."""
-    source = source or get_profile().source
+    """One split of Fashion-MNIST as a ``torchvision.datasets.FashionMNIST``: the bundled ``"sample"`` (default) or
+    the ``"full"`` data set."""
     folder = _torchvision_root(source, root, download)
     ds = torchvision.datasets.FashionMNIST(root=folder, train=train, transform=transform, download=False)
     ds.source = source
@@ -200,47 +200,58 @@ def _limit(ds, n: int | None, seed: int):
     return Subset(ds, idx.tolist())
 
 
-def load_data_fashion_mnist(batch_size: int, resize: int | None = None, *, source: str | None = None,
+def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, source: str = "sample",
                             root: str | os.PathLike | None = None, augment=None, normalize: bool = False,
-                            channels: int = 1, train_limit: int | None = -1, test_limit: int | None = -1,
-                            num_workers: int | None = None, download: bool = True, seed: int = 0):
+                            channels: int = 1, train_limit: int | None = None, test_limit: int | None = None,
+                            seed: int = 0, rank: int = 0, world_size: int = 1, test_batch_size: int | None = None,
+                            num_workers: int = 0, download: bool = True):
     """Fashion-MNIST as two DataLoaders ``(train_iter, test_iter)``, like d2l's function of the same name.
 
+    The same arguments as :func:`alexnet_lib.gpu_data.gpu_loaders`, the GPU-resident path:
+
     Args:
-        batch_size: images per batch.
-        resize: side to resize the 28x28 images to (``None`` keeps 28).
-        source: ``"sample"`` or ``"full"`` (default: the profile's).
-        augment: an optional transform applied to training images before ``ToTensor`` (see :mod:`.augment`).
+        batch_size: images per batch (per process under DDP).
+        image_size: side to resize the 28x28 images to (``None`` keeps 28).
+        source: ``"sample"`` (the bundled 5,000/1,000 images) or ``"full"``; root: where to look for the full set.
+        augment: a preset name of :mod:`.augment` (or a transform), applied to training images before ``ToTensor``.
         normalize: subtract the data set's mean and divide by its standard deviation.
         channels: 3 replicates the grey channel (for models built for RGB input).
-        train_limit, test_limit: use only this many images (default ``-1``: the profile's limits; ``None``: all).
+        train_limit, test_limit: use only this many images (``None``: all).
+        seed: the subset drawn by the limits and the shuffling order.
+        rank, world_size: this process's shard of every epoch (a ``DistributedSampler`` when ``world_size > 1``).
+        test_batch_size: images per test batch (default ``batch_size``); num_workers: loader processes.
     """
-    profile = get_profile()
-    train_limit = profile.train_limit if train_limit == -1 else train_limit
-    test_limit = profile.test_limit if test_limit == -1 else test_limit
-    num_workers = profile.num_workers if num_workers is None else num_workers
     common = [transforms.ToTensor()]
-    if resize:
-        common.insert(0, transforms.Resize(resize, antialias=True))
+    if image_size and image_size != 28:
+        common.insert(0, transforms.Resize(image_size, antialias=True))
     if channels == 3:
         common.insert(0, transforms.Grayscale(num_output_channels=3))
     if normalize:
         common.append(transforms.Normalize([MEAN] * channels, [STD] * channels))
+    augment = aug.transform(augment) if isinstance(augment, str) else augment
     train_tf = transforms.Compose(([augment] if augment is not None else []) + common)
     test_tf = transforms.Compose(common)
     train = _limit(fashion_mnist(True, train_tf, source=source, root=root, download=download), train_limit, seed)
     test = _limit(fashion_mnist(False, test_tf, source=source, root=root, download=download), test_limit, seed)
-    g = torch.Generator().manual_seed(seed)
     kw = dict(num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
-    if torch.distributed.is_available() and torch.distributed.is_initialized():  # DDP: each rank its own shard
+    test_batch_size = test_batch_size or batch_size
+    if world_size > 1:  # DDP: each rank its own shard
         from torch.utils.data.distributed import DistributedSampler
-        return (DataLoader(train, batch_size, sampler=DistributedSampler(train, shuffle=True, seed=seed), **kw),
-                DataLoader(test, batch_size, sampler=DistributedSampler(test, shuffle=False), **kw))
+        shard = dict(num_replicas=world_size, rank=rank)
+        return (DataLoader(train, batch_size, sampler=DistributedSampler(train, shuffle=True, seed=seed, **shard),
+                           **kw),
+                DataLoader(test, test_batch_size, sampler=DistributedSampler(test, shuffle=False, **shard), **kw))
+    g = torch.Generator().manual_seed(seed)
     return (DataLoader(train, batch_size, shuffle=True, generator=g, drop_last=False, **kw),
-            DataLoader(test, batch_size, shuffle=False, **kw))
+            DataLoader(test, test_batch_size, shuffle=False, **kw))
 
 
-def load_tensors(*, source: str | None = None, root: str | os.PathLike | None = None, download: bool = True):
+def num_images(loader) -> int:
+    """The number of images a loader of either data path goes through per epoch (all processes together)."""
+    return loader.num_images if hasattr(loader, "num_images") else len(loader.dataset)
+
+
+def load_tensors(*, source: str = "sample", root: str | os.PathLike | None = None, download: bool = True):
     """The raw uint8 images (N, 28, 28) and int64 labels: ``(x_train, y_train, x_test, y_test)``.
 
     Used by the GPU-resident data path, which moves these 55 MB to the GPU once and does everything else there.

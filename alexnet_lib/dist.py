@@ -13,7 +13,6 @@ checkpoints and histories. The same command runs on CPUs with the gloo backend (
 """
 from __future__ import annotations
 
-import datetime
 import os
 from contextlib import contextmanager
 
@@ -21,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["distributed", "is_distributed", "rank", "world_size", "wrap", "ddp_bench"]
+__all__ = ["distributed", "is_distributed", "rank", "world_size", "wrap"]
 
 
 def is_distributed() -> bool:
@@ -59,33 +58,3 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
         return net
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(net, device_ids=ids)
-
-
-def ddp_bench(args) -> int:
-    """``torchrun --nproc_per_node=N -m alexnet_lib bench --ddp``: images/s of the fast configuration on N GPUs,
-    with the same per-GPU batch as one GPU (weak scaling) and with the same global batch (strong scaling).
-    Run the plain ``bench`` in the same session for the one-GPU number."""
-    from .bench import CONFIGS, _one, train_flops_per_image
-    from .runs import save_json
-
-    with distributed() as (r, n):
-        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-        size = args.size or (224 if device.type == "cuda" else 96)
-        steps = args.steps or (40 if device.type == "cuda" else 2)
-        name = "+ batch 512" if device.type == "cuda" else "+ no .item() per step"
-        cfg = dict(CONFIGS)[name]
-        batch = args.batch_size or cfg["batch"]
-        rows = []
-        for label, per_rank in ((f"{n} GPUs, batch {batch} per GPU", batch),
-                                (f"{n} GPUs, global batch {batch}", max(1, batch // n))):
-            row = _one(label, dict(cfg, batch=per_rank), args.model, size, steps, device)
-            rows.append(dict(row, world_size=n, global_batch=per_rank * n))
-            if r == 0:
-                print(f"{label:<32} {row['img_per_s']:>10,.0f} img/s (all GPUs together)", flush=True)
-        if r == 0 and args.out:
-            save_json({"model": args.model, "image_size": size, "world_size": n, "configuration": name,
-                       "device": device.type, "date": datetime.date.today().isoformat(),
-                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                       "torch": str(torch.__version__), "train_flops_per_image": train_flops_per_image(
-                           args.model, size, device), "rows": rows}, args.out)
-    return 0

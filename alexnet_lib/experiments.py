@@ -1,10 +1,11 @@
-"""Named experiments: one configuration per recorded run of the course, runnable in either profile.
+"""Named experiments: one :class:`~alexnet_lib.config.TrainConfig` per recorded run of the course.
 
-``run("ch04/sigmoid")`` trains that configuration at the active profile's size (quick on a CPU: the bundled sample at
-96x96 for a few epochs; full on a GPU: all of Fashion-MNIST at the model's native size, the experiment's epochs) and
-returns the history. The recorded full runs in ``book/runs/NAME.json`` were made with the same call::
+``run("ch04/sigmoid", profile="full")`` trains that configuration as recorded (all of Fashion-MNIST at the model's
+native size, the experiment's epochs); ``profile="quick"`` runs its quick size (the bundled sample, a 96-pixel side,
+a few hundred images, two epochs: each experiment's ``quick`` overrides), says at the start what the quick profile
+changed and records it. The recorded full runs in ``book/runs/NAME.json`` were made with the same call::
 
-    python -m alexnet_lib train --preset ch04/sigmoid --out book/runs/ch04/sigmoid.json
+    python -m alexnet_lib train --preset ch04/sigmoid --profile full --out book/runs/ch04/sigmoid.json
 
 On CUDA the data path defaults to the GPU-resident loader with bf16 autocast and channels_last (speed switches that
 the history records); elsewhere the classic DataLoader path with torchvision transforms.
@@ -14,52 +15,27 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from . import augment as aug
 from . import dist
-from .data import load_data_fashion_mnist
+from .config import QUICK_BASE, TrainConfig
+from .data import load_data_fashion_mnist, num_images
+from .gpu_data import gpu_loaders
 from .models import MODELS, build_model, space_to_depth_stem
-from .profiles import get_profile
 from .runs import save_json
 from .train import default_device, train
 
-__all__ = ["Experiment", "EXPERIMENTS", "get", "run"]
+__all__ = ["EXPERIMENTS", "get", "run", "build", "loaders", "quick_defaults"]
 
-
-@dataclass(frozen=True)
-class Experiment:
-    model: str = "d2l_alexnet"
-    epochs: int = 10                 # full-profile epochs (the quick profile caps them)
-    lr: float = 0.01
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    init: str | None = None
-    scheduler: str | None = None
-    warmup: int = 0
-    label_smoothing: float = 0.0
-    augment: str | None = None       # a preset of alexnet_lib.augment
-    normalize: bool = False          # standardise pixels with the training set's mean and std
-    channels: int = 1                # 3 replicates the grey channel (for RGB models)
-    train_limit: int | None = None   # full-profile training images (None: all 60,000)
-    s2d_stem: bool = False           # first convolution as pixel_unshuffle + 3x3 conv (same maths, faster on GPUs)
-    tta: bool = False                # evaluate on each test image and its mirror
-    model_kwargs: dict = field(default_factory=dict)
-    description: str = ""
-
-
-_BASE = Experiment()  # d2l AlexNet, SGD with momentum 0.9, lr 0.01, batch 128, 10 epochs
+_BASE = TrainConfig(model="d2l_alexnet", epochs=10, lr=0.01, batch_size=128, momentum=0.9)  # d2l's AlexNet, SGD
 _R = dataclasses.replace
 
-EXPERIMENTS: dict[str, Experiment] = {
+EXPERIMENTS: dict[str, TrainConfig] = {
     # From LeNet to AlexNet: each at its own input size, d2l's settings for LeNet.
-    "ch02/lenet": Experiment(model="lenet", epochs=10, lr=0.9, momentum=0.0, batch_size=256, init="xavier",
+    "ch02/lenet": TrainConfig(model="lenet", epochs=10, lr=0.9, momentum=0.0, batch_size=256, init="xavier",
                              description="LeNet (sigmoid) at 28x28, d2l's settings"),
     "ch02/alexnet": _R(_BASE, description="d2l AlexNet at 224x224"),
     # Activation functions: the paper's Figure 1 in small.
@@ -100,77 +76,87 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
-def get(name: str) -> Experiment:
-    try:
-        return EXPERIMENTS[name]
-    except KeyError:
-        raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}") from None
 
 
 def _takes(builder, arg: str) -> bool:
     return arg in inspect.signature(builder).parameters
 
 
-def run(name: str | Experiment, *, profile: str | None = None, out: str | Path | None = None,
-        data_path: str | None = None, device: str | torch.device | None = None, amp: bool | None = None,
-        channels_last: bool | None = None, compile: bool = False, fused: bool | None = None,
-        checkpoint: str | Path | None = None, resume: bool = False, seed: int = 0, verbose: bool = True,
-        **overrides) -> dict:
-    """Train experiment ``name`` at the profile's size; write the history to ``out`` if given; return it.
+def quick_defaults(cfg: TrainConfig) -> dict:
+    """The quick profile's sizes for ``cfg`` where its ``quick`` says nothing: :data:`~.config.QUICK_BASE`, a batch
+    no larger than the experiment's, and a 96-pixel side for models that take any side (not LeNet's 28)."""
+    quick = dict(QUICK_BASE, batch_size=min(cfg.batch_size, QUICK_BASE["batch_size"]))
+    if _takes(MODELS[cfg.model], "image_size") or cfg.model == "torchvision_alexnet":
+        quick["image_size"] = 96  # the quick side still fits the d2l conv stack (see trace.valid_sizes)
+    return quick
 
-    ``overrides`` replace fields of the experiment (e.g. ``epochs=1``). ``data_path`` is ``"gpu"`` (the
-    GPU-resident loader, default on CUDA) or ``"loader"`` (DataLoader + torchvision transforms, default elsewhere).
+
+# each experiment's quick run: its own `quick` entries over the defaults (size them here, from measurement)
+EXPERIMENTS = {name: _R(cfg, quick={**quick_defaults(cfg), **cfg.quick}) for name, cfg in EXPERIMENTS.items()}
+
+
+def get(name: str) -> TrainConfig:
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}") from None
+
+
+def build(cfg: TrainConfig) -> tuple[nn.Module, int]:
+    """The model of ``cfg`` (builder ``cfg.model`` with ``cfg.model_kwargs``, 10 classes) and its input side."""
+    builder = MODELS[cfg.model]
+    kwargs = dict(cfg.model_kwargs, in_channels=cfg.channels, num_classes=10)
+    if cfg.image_size is not None and _takes(builder, "image_size"):
+        kwargs["image_size"] = cfg.image_size
+    net = build_model(cfg.model, **kwargs)
+    if cfg.s2d_stem:
+        space_to_depth_stem(net)
+    return net, cfg.image_size or getattr(net, "image_size", 224)
+
+
+def loaders(cfg: TrainConfig, device: torch.device, rank: int = 0, world_size: int = 1):
+    """``(train_iter, test_iter)`` of ``cfg`` on its data path; under DDP each rank gets ``batch_size / world_size``."""
+    batch = max(1, cfg.batch_size // world_size)  # the same global batch, split over the ranks
+    common = dict(source=cfg.source, augment=cfg.augment, normalize=cfg.normalize, channels=cfg.channels,
+                  train_limit=cfg.train_limit, test_limit=cfg.test_limit, seed=cfg.seed, rank=rank,
+                  world_size=world_size)
+    if cfg.data_path == "gpu":
+        return gpu_loaders(batch, cfg.image_size, device=device, **common)
+    return load_data_fashion_mnist(batch, cfg.image_size, num_workers=cfg.num_workers, **common)
+
+
+def _announce(profile: str, changes: dict) -> str:
+    shown = lambda v: "all" if v is None else f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else v  # noqa: E731
+    return f"{profile} profile: " + ", ".join(f"{k} {shown(a)} -> {shown(b)}" for k, (a, b) in changes.items())
+
+
+def run(experiment: str | TrainConfig, *, profile: str | None = None, device: str | torch.device | None = None,
+        out: str | Path | None = None, checkpoint: str | Path | None = None, resume: bool = False,
+        verbose: bool = True, **overrides) -> dict:
+    """Train ``experiment`` (a name in :data:`EXPERIMENTS` or a config) in ``profile``; return the history.
+
+    ``profile`` is ``"quick"`` or ``"full"`` (default: the config's own, else full); notebooks pass
+    ``get_profile().name``. ``overrides`` are :class:`~.config.TrainConfig` fields (``epochs=1``); they win over
+    the quick profile, whose other changes are printed at the start and recorded (``settings["profile_changes"]``).
+    The history is written to ``out`` after every epoch.
     """
     t_start = time.perf_counter()
-    exp = get(name) if isinstance(name, str) else name
-    exp = dataclasses.replace(exp, **overrides) if overrides else exp
-    p = get_profile(profile)
+    name = experiment if isinstance(experiment, str) else None
+    cfg = (get(name) if name else experiment).replace(**overrides)
+    cfg, changes = cfg.for_profile(profile or cfg.profile or "full", keep=overrides)
     device = torch.device(device) if device is not None else default_device()
-    builder = MODELS[exp.model]
-    kwargs = dict(exp.model_kwargs, in_channels=exp.channels, num_classes=10)
-    if p.name == "quick" and _takes(builder, "image_size"):
-        kwargs["image_size"] = p.image_size
-    torch.manual_seed(seed)  # the initial weights too depend on the seed, so one seed gives one history
-    net = build_model(exp.model, **kwargs)
-    if exp.s2d_stem:
-        space_to_depth_stem(net)
-    size = getattr(net, "image_size", 224)
-    if p.name == "quick" and exp.model == "torchvision_alexnet":
-        size = p.image_size  # adaptive pooling takes any side from 63 up
-    epochs = exp.epochs if p.name == "full" else min(exp.epochs, p.epochs)
-    batch = exp.batch_size if p.name == "full" else min(exp.batch_size, p.batch_size)
+    cfg = cfg.resolved(device.type)
     rank, world_size = dist.rank(), dist.world_size()  # (0, 1) unless started by torchrun
-    if world_size > 1:  # the same global batch, split over the ranks
-        batch = max(1, batch // world_size)
-    train_limit = exp.train_limit if p.name == "full" else p.train_limit
-    data_path = data_path or ("gpu" if device.type == "cuda" else "loader")
-    on_gpu = device.type == "cuda"
-    amp = on_gpu if amp is None else amp
-    channels_last = on_gpu if channels_last is None else channels_last
-    fused = on_gpu if fused is None else fused
-    if data_path == "gpu":
-        from .gpu_data import gpu_loaders
-        train_iter, test_iter = gpu_loaders(batch, size, source=p.source, augment=exp.augment, device=device,
-                                            channels=exp.channels, normalize=exp.normalize, train_limit=train_limit,
-                                            test_limit=p.test_limit, rank=rank, world_size=world_size, seed=seed)
-    elif data_path == "loader":
-        train_iter, test_iter = load_data_fashion_mnist(
-            batch, resize=size if size != 28 else None, source=p.source, augment=aug.transform(exp.augment),
-            channels=exp.channels, normalize=exp.normalize, train_limit=train_limit, test_limit=p.test_limit,
-            seed=seed)
-    else:
-        raise ValueError(f"data_path must be 'gpu' or 'loader', not {data_path!r}")
-    n_train = len(train_iter.dataset)
-    data = f"Fashion-MNIST {'full' if p.source == 'full' else 'sample'} {n_train:,}/{len(test_iter.dataset):,}"
-    extra = dict(experiment=exp.model if isinstance(name, Experiment) else name, data=data, image_size=size,
-                 augment=exp.augment, normalize=exp.normalize, data_path=data_path, channels=exp.channels,
-                 model_kwargs=exp.model_kwargs, s2d_stem=exp.s2d_stem, description=exp.description)
-    history = train(net, train_iter, test_iter, epochs, exp.lr, optimizer=exp.optimizer, momentum=exp.momentum,
-                    nesterov=exp.nesterov, weight_decay=exp.weight_decay, init=exp.init, scheduler=exp.scheduler,
-                    warmup=exp.warmup, label_smoothing=exp.label_smoothing, device=device, amp=amp,
-                    channels_last=channels_last, compile=compile, fused=fused, checkpoint=checkpoint,
-                    resume=resume, history_path=out, name=extra["experiment"], verbose=verbose, seed=seed,
-                    tta=exp.tta, extra=extra)
+    torch.manual_seed(cfg.seed)  # the initial weights too depend on the seed, so one seed gives one history
+    net, side = build(cfg)
+    cfg = cfg.replace(image_size=side)
+    if verbose and changes and rank == 0:
+        print(_announce(cfg.profile, changes), flush=True)
+    train_iter, test_iter = loaders(cfg, device, rank, world_size)
+    data = f"Fashion-MNIST {cfg.source} {num_images(train_iter):,}/{num_images(test_iter):,}"
+    extra = dict(experiment=name or cfg.model, data=data, profile_changes={k: list(v) for k, v in changes.items()})
+    history = train(net, train_iter, test_iter, config=cfg, device=device, checkpoint=checkpoint, resume=resume,
+                    history_path=out, name=extra["experiment"], verbose=verbose, extra=extra)
     # wall clock of the whole run, and the part of it outside the epochs' "elapsed" clock (data loading, model
     # building, importing the compiler); time to an accuracy = setup_seconds + that epoch's elapsed
     history["wall_seconds"] = time.perf_counter() - t_start

@@ -22,7 +22,7 @@ class GPULoader:
     Args:
         x, y: uint8 images (N, H, W) and int64 labels, on any device (moved to ``device`` once).
         batch_size: images per batch (per process under DDP).
-        size: output side; images are resized (and augmented) on the device.
+        image_size: output side (``None`` keeps the images' own); images are resized (and augmented) on the device.
         augment: a preset name from :mod:`.augment` (training only), or None.
         shuffle, drop_last: as for a DataLoader.
         channels: 3 replicates the grey channel.
@@ -30,9 +30,10 @@ class GPULoader:
         rank, world_size: this process's shard of each epoch (DDP).
         seed: seeds the permutation and the augmentation, so runs are reproducible. Under DDP every rank draws the
             same permutation (each takes its own slice) but its own augmentations (a second generator per rank).
+        limit: use only this many images (``None``: all), the same subset as the DataLoader path's limits.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, size: int = 224,
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, image_size: int | None = None,
                  augment: str | None = None, shuffle: bool = True, drop_last: bool = False, channels: int = 1,
                  normalize: bool = False, device: torch.device | str = "cuda", rank: int = 0, world_size: int = 1,
                  seed: int = 0, limit: int | None = None):
@@ -44,7 +45,7 @@ class GPULoader:
             x, y = x[keep], y[keep]
         self.x = x.to(self.device).unsqueeze(1)  # (N, 1, H, W) uint8
         self.y = y.to(self.device)
-        self.batch_size, self.size, self.augment = batch_size, size, augment
+        self.batch_size, self.image_size, self.augment = batch_size, image_size or x.shape[-1], augment
         self.shuffle, self.drop_last, self.channels, self.normalize = shuffle, drop_last, channels, normalize
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -53,7 +54,11 @@ class GPULoader:
         self.aug_generator = self.generator if world_size == 1 else \
             torch.Generator(device=self.device).manual_seed(seed + 1 + rank)
         self.epoch = 0
-        self.dataset = self.x  # len(loader.dataset), as with a DataLoader
+
+    @property
+    def num_images(self) -> int:
+        """Images per epoch, all processes together (``len(loader.dataset)`` of a DataLoader)."""
+        return len(self.x)
 
     def _indices(self) -> torch.Tensor:
         n = len(self.x)
@@ -74,7 +79,7 @@ class GPULoader:
         for i in range(len(self)):
             b = idx[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.x[b].float().div_(255)
-            x = gpu_augment(x, self.augment, self.size, self.aug_generator)
+            x = gpu_augment(x, self.augment, self.image_size, self.aug_generator)
             if self.channels == 3:
                 x = x.expand(-1, 3, -1, -1)
             if self.normalize:
@@ -82,15 +87,19 @@ class GPULoader:
             yield x.contiguous(), self.y[b]
 
 
-def gpu_loaders(batch_size: int, size: int = 224, *, source: str | None = None, root=None, augment: str | None = None,
-                device: torch.device | str = "cuda", channels: int = 1, normalize: bool = False,
-                train_limit: int | None = None, test_limit: int | None = None, rank: int = 0, world_size: int = 1,
-                seed: int = 0, test_batch_size: int | None = None):
-    """``(train_iter, test_iter)`` on the device, the GPU-resident twin of ``load_data_fashion_mnist``."""
-    xtr, ytr, xte, yte = load_tensors(source=source, root=root)
-    common = dict(size=size, channels=channels, normalize=normalize, device=device, seed=seed)
-    train = GPULoader(xtr, ytr, batch_size, augment=augment, shuffle=True, drop_last=True, rank=rank,
-                      world_size=world_size, limit=train_limit, **common)
-    test = GPULoader(xte, yte, test_batch_size or max(batch_size, 500), augment=None, shuffle=False, rank=rank,
-                     world_size=world_size, limit=test_limit, **common)
+def gpu_loaders(batch_size: int, image_size: int | None = None, *, source: str = "sample", root=None,
+                augment: str | None = None, normalize: bool = False, channels: int = 1,
+                train_limit: int | None = None, test_limit: int | None = None, seed: int = 0, rank: int = 0,
+                world_size: int = 1, test_batch_size: int | None = None, device: torch.device | str = "cuda",
+                download: bool = True):
+    """``(train_iter, test_iter)`` on ``device``: the GPU-resident twin of
+    :func:`alexnet_lib.data.load_data_fashion_mnist`, with the same arguments (``test_batch_size`` defaults to
+    ``max(batch_size, 500)`` here: evaluation is one kernel launch per batch)."""
+    xtr, ytr, xte, yte = load_tensors(source=source, root=root, download=download)
+    common = dict(image_size=image_size, channels=channels, normalize=normalize, device=device, seed=seed,
+                  rank=rank, world_size=world_size)
+    train = GPULoader(xtr, ytr, batch_size, augment=augment, shuffle=True, drop_last=True, limit=train_limit,
+                      **common)
+    test = GPULoader(xte, yte, test_batch_size or max(batch_size, 500), augment=None, shuffle=False,
+                     limit=test_limit, **common)
     return train, test

@@ -1,10 +1,19 @@
 """The training loop of the course: one loop, readable in one sitting, with speed features as switches.
 
-``train`` returns a *history*, a plain dict that is also what gets saved as JSON and plotted::
+``train(net, train_iter, test_iter, epochs, lr, **options)`` takes its options as the fields of one
+:class:`~alexnet_lib.config.TrainConfig` (or ``config=`` a whole one) and is made of short named parts, each
+printable with ``inspect.getsource``: :func:`setup` (seed, device, optimizer, scheduler, history),
+:func:`train_step` (one gradient step), :func:`train_epoch` (a pass over the data, then the test set),
+:func:`evaluate_accuracy`, :func:`check_finite` and :func:`check_collapse` (divergence), :func:`save_checkpoint` and
+:func:`restore_checkpoint`, :func:`sigterm_as_interrupt` and :func:`out_of_memory`.
+
+It returns a *history*, a plain dict that is also what gets saved as JSON and plotted::
 
     {"name", "model", "params", "settings": {...}, "device", "device_name", "torch", "date", "profile",
      "status": "finished" | "diverged" | "interrupted" | "out_of_memory", "epochs": [
         {"epoch", "loss", "train_acc", "test_acc", "img_per_s", "seconds"}, ...]}
+
+``"model"`` is the builder's name when the config names one, ``"profile"`` the config's profile (what ran).
 
 Reliability: the loss is checked for NaN/inf (every step on the CPU, every ``check_every`` steps on a GPU so the
 GPU never waits on the host); a diverged run stops with :class:`DivergedError` that names epoch, step and learning
@@ -24,6 +33,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -31,12 +41,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import TrainConfig
 from .dist import is_distributed, rank, world_size, wrap
-from .profiles import get_profile
 from .runs import atomic_torch_save, save_json
 
-__all__ = ["train", "evaluate_accuracy", "DivergedError", "OutOfMemory", "CheckpointMismatch", "default_device",
-           "init_weights", "load_checkpoint", "make_optimizer"]
+__all__ = ["train", "setup", "train_step", "train_epoch", "evaluate_accuracy", "check_finite", "check_collapse",
+           "save_checkpoint", "restore_checkpoint", "load_checkpoint", "sigterm_as_interrupt", "out_of_memory",
+           "Run", "DivergedError", "OutOfMemory", "CheckpointMismatch", "default_device", "init_weights",
+           "make_optimizer", "make_scheduler"]
 
 
 class DivergedError(RuntimeError):
@@ -53,6 +65,10 @@ class OutOfMemory(RuntimeError):
     def __init__(self, message: str, history: dict):
         super().__init__(message)
         self.history = history
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("onecycle", "cosine")
 
 
 class CheckpointMismatch(ValueError):
@@ -94,10 +110,16 @@ def make_optimizer(net: nn.Module, name: str, lr: float, momentum: float = 0.9, 
     raise ValueError(f"unknown optimizer {name!r}; use 'sgd', 'adam' or 'adamw'")
 
 
-def _sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
+def sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over the processes of a DDP job (in place); unchanged in a single process."""
     if is_distributed():
         torch.distributed.all_reduce(t)
     return t
+
+
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast on ``device`` when ``amp``, else a context that does nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
 
 
 @torch.no_grad()
@@ -114,21 +136,17 @@ def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device 
     stats = torch.zeros(2, device=device)  # correct, seen; summed on the device, read once
     for x, y in data_iter:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with _autocast(device, amp):
+        with autocast(device, amp):
             logits = net(x) + net(x.flip(-1)) if tta else net(x)
             stats[0] += (logits.argmax(1) == y).sum()
         stats[1] += y.numel()
-    _sum_across_ranks(stats)
+    sum_across_ranks(stats)
     net.train(was_training)
     return (stats[0] / stats[1].clamp(min=1)).item()
 
 
-def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
-
-
 @contextmanager
-def _sigterm_as_interrupt():
+def sigterm_as_interrupt():
     """Turn SIGTERM into KeyboardInterrupt while training, so `kill` saves state like Ctrl-C does."""
     def handler(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -143,7 +161,7 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-def _loader_generators(loader) -> list[torch.Generator]:
+def loader_generators(loader) -> list[torch.Generator]:
     """The random generators a data loader draws from (shuffling, augmentation): a checkpoint keeps their state,
     so a resumed run sees the batches an uninterrupted one would have seen."""
     gens: list[torch.Generator] = []
@@ -154,7 +172,7 @@ def _loader_generators(loader) -> list[torch.Generator]:
     return gens
 
 
-def _model_signature(net: nn.Module) -> dict:
+def model_signature(net: nn.Module) -> dict:
     net = getattr(net, "_orig_mod", net)
     net = getattr(net, "module", net)
     return {"class": type(net).__name__, "shapes": {k: list(v.shape) for k, v in net.state_dict().items()}}
@@ -175,7 +193,7 @@ def load_checkpoint(path: str | Path, net: nn.Module, optimizer=None, scheduler=
     if not isinstance(ckpt, dict) or "signature" not in ckpt:
         raise CheckpointMismatch(f"{path} is not a checkpoint saved by train() (it has no model signature). A bare "
                                  "state_dict loads with net.load_state_dict(torch.load(path, weights_only=True)).")
-    want, got = _model_signature(net), ckpt["signature"]
+    want, got = model_signature(net), ckpt["signature"]
     if want != got:
         diff = [k for k in set(want["shapes"]) | set(got.get("shapes", {}))
                 if want["shapes"].get(k) != got.get("shapes", {}).get(k)]
@@ -193,7 +211,7 @@ def load_checkpoint(path: str | Path, net: nn.Module, optimizer=None, scheduler=
     return ckpt
 
 
-def _make_scheduler(optimizer, name: str | None, lr: float, epochs: int, steps_per_epoch: int, warmup: int):
+def make_scheduler(optimizer, name: str | None, lr: float, epochs: int, steps_per_epoch: int, warmup: int):
     total = max(1, epochs * steps_per_epoch)
     if name is None and not warmup:
         return None
@@ -213,189 +231,251 @@ def _make_scheduler(optimizer, name: str | None, lr: float, epochs: int, steps_p
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int, lr: float, *,
-          optimizer: str = "sgd", momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-          init: str | None = None, scheduler: str | None = None, warmup: int = 0, label_smoothing: float = 0.0,
-          device: torch.device | str | None = None, amp: bool = False, channels_last: bool = False,
-          compile: bool | str = False, fused: bool = False, check_every: int = 50, item_every_step: bool = False,
-          tta: bool = False,
-          checkpoint: str | Path | None = None, resume: bool = False, history_path: str | Path | None = None,
-          name: str | None = None, progress: bool | None = None, verbose: bool = True, seed: int | None = None,
-          extra: dict | None = None) -> dict:
-    """Train ``net`` and return its history (see the module docstring).
+@dataclass
+class Run:
+    """The state of one training run, shared by the parts of :func:`train`."""
+    cfg: TrainConfig
+    net: nn.Module            # the model as built: its weights are saved and evaluated
+    model: nn.Module          # what a step calls: ``net``, or DDP / torch.compile around it
+    opt: torch.optim.Optimizer
+    sched: object | None
+    device: torch.device
+    memory_format: torch.memory_format
+    train_iter: Iterable
+    test_iter: Iterable
+    history: dict
+    stats: torch.Tensor | None = None      # this epoch's loss sum, correct, seen (on the device)
+    first_bad: torch.Tensor | None = None  # first step of this epoch whose loss was not finite, or -1
+    history_path: str | Path | None = None
+    verbose: bool = True
+    progress: bool = False
+    t_start: float = 0.0
 
-    Args:
-        epochs, lr: number of passes over ``train_iter``, and the (peak) learning rate.
-        optimizer, momentum, nesterov, weight_decay: see :func:`make_optimizer`.
-        init: ``"xavier"`` re-initialises the weights first (ignored when resuming).
-        scheduler, warmup: ``"onecycle"``, ``"cosine"`` or ``None``, and linear warm-up steps.
-        device: default CUDA, else MPS, else CPU.
-        amp, channels_last, compile, fused: speed switches (bf16 autocast, NHWC memory layout,
-            ``torch.compile`` -- ``True`` or a mode such as ``"max-autotune"`` --, fused optimizer kernels);
-            they change speed, not the maths.
-        item_every_step: read the loss with ``.item()`` after every step, as the seeds' loop did (a host sync
-            per step; only for measuring what it costs).
-        tta: evaluate on each test image and its mirror image (see :func:`evaluate_accuracy`).
-        checkpoint, resume: save after every epoch to this path; continue from it.
-        history_path: also write the history JSON there after every epoch (atomically).
-        progress: a tqdm bar per epoch (default: when stderr is a terminal); verbose: one line per epoch.
-        seed: seeds PyTorch's generators first, for a reproducible run.
-        extra: more settings to record in the history (e.g. data source and image size).
-    """
-    if seed is not None:
-        torch.manual_seed(seed)
-    device = torch.device(device) if device is not None else default_device()
-    rank0 = rank() == 0
-    steps_per_epoch = len(train_iter)
-    settings = dict(epochs=epochs, lr=lr, optimizer=optimizer, momentum=momentum, nesterov=nesterov,
-                    weight_decay=weight_decay, init=init, scheduler=scheduler, warmup=warmup,
-                    label_smoothing=label_smoothing, amp=amp, channels_last=channels_last, compile=compile,
-                    fused=fused, tta=tta, seed=seed, batch_size=getattr(train_iter, "batch_size", None),
-                    steps_per_epoch=steps_per_epoch, world_size=world_size(),
-                    **(extra or {}))
+    @property
+    def rank0(self) -> bool:
+        return rank() == 0
+
+
+def new_history(net: nn.Module, train_iter, cfg: TrainConfig, device: torch.device, name: str | None,
+                extra: dict | None) -> dict:
+    """The history before the first epoch: what runs (settings, model, device, versions, profile)."""
     base = getattr(net, "module", net)
-    history = {
-        "name": name, "model": type(base).__name__, "params": sum(p.numel() for p in base.parameters()),
-        "settings": settings, "device": device.type,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": str(torch.__version__), "python": platform.python_version(),
-        "date": datetime.date.today().isoformat(), "profile": get_profile().name, "status": "running", "epochs": [],
-    }
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    settings = {**cfg.settings(build=cfg.model is not None), "batch_size": getattr(train_iter, "batch_size", None),
+                "steps_per_epoch": len(train_iter), "world_size": world_size(), **(extra or {})}
+    return {"name": name, "model": cfg.model or type(base).__name__,
+            "params": sum(p.numel() for p in base.parameters()), "settings": settings, "device": device.type,
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else platform.processor() or "cpu",
+            "torch": str(torch.__version__), "python": platform.python_version(),
+            "date": datetime.date.today().isoformat(), "profile": cfg.profile, "status": "running", "epochs": []}
+
+
+def setup(net: nn.Module, train_iter, test_iter, cfg: TrainConfig, device=None, **run_kw) -> Run:
+    """Everything before the first step: seed, device and its switches, optimizer, scheduler, history."""
+    if cfg.seed is not None:
+        torch.manual_seed(cfg.seed)
+    device = torch.device(device) if device is not None else default_device()
+    cfg = cfg.resolved(device.type)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # pick the fastest convolution algorithms for these shapes
     net.to(device, memory_format=memory_format)
-    opt = make_optimizer(net, optimizer, lr, momentum, weight_decay, nesterov, fused and device.type == "cuda")
-    sched = _make_scheduler(opt, scheduler, lr, epochs, steps_per_epoch, warmup)
-    start_epoch = 0
-    if resume and checkpoint is not None and Path(checkpoint).exists():
-        ckpt = load_checkpoint(checkpoint, net, opt, sched)
-        history = ckpt["history"]
-        history["status"] = "running"
-        start_epoch = len(history["epochs"])
-        torch.set_rng_state(ckpt["rng_cpu"])
-        if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
-        states = ckpt.get("loader_rng") or []
-        gens = _loader_generators(train_iter)
-        if len(states) == len(gens):  # the same kind of loader: continue its shuffling and augmentation draws
-            for g, state in zip(gens, states):
-                g.set_state(state)
-        if rank0 and verbose:
-            print(f"resumed from {checkpoint} after epoch {start_epoch}")
-    elif not resume:
-        init_weights(net, init)
-    model = wrap(net, device)  # DistributedDataParallel under torchrun, else net itself
-    model = model if not compile else torch.compile(model, mode=compile if isinstance(compile, str) else None)
+    opt = make_optimizer(net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov, cfg.fused)
+    sched = make_scheduler(opt, cfg.scheduler, cfg.lr, cfg.epochs, len(train_iter), cfg.warmup)
+    history = new_history(net, train_iter, cfg, device, run_kw.pop("name", None), run_kw.pop("extra", None))
+    return Run(cfg, net, net, opt, sched, device, memory_format, train_iter, test_iter, history, **run_kw)
 
-    def save_state(status: str) -> None:
-        history["status"] = status
-        if not rank0:
-            return
-        if history_path is not None:
-            save_json(history, history_path)
 
-    def check_finite(loss_flags: torch.Tensor, epoch: int, step: int) -> None:
-        bad = int(loss_flags.item())  # first step (in this epoch) whose loss was not finite, or -1
-        if bad >= 0:
-            save_state("diverged")
-            lr_now = opt.param_groups[0]["lr"]
-            raise DivergedError(
-                f"loss became NaN/inf at epoch {epoch + 1}, step {bad + 1} (learning rate {lr_now:.3g}); "
-                f"training stopped. Try a smaller learning rate (e.g. {lr / 10:.3g}), a warm-up, or Xavier "
-                f"initialisation. The {len(history['epochs'])} finished epoch(s) are kept in the history.", history)
+def compiled(run: Run) -> nn.Module:
+    """The module a step calls: DistributedDataParallel under torchrun, then ``torch.compile`` if asked."""
+    model = wrap(run.net, run.device)  # net itself outside torchrun
+    mode = run.cfg.compile
+    return torch.compile(model, mode=mode if isinstance(mode, str) else None) if mode else model
 
+
+def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+    """One gradient step. Loss and correct predictions are added up on the device: no wait for the host."""
+    x = x.to(run.device, non_blocking=True, memory_format=run.memory_format)
+    y = y.to(run.device, non_blocking=True)
+    with autocast(run.device, run.cfg.amp):
+        logits = run.model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=run.cfg.label_smoothing)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    if run.sched is not None:
+        run.sched.step()
+    loss = loss.detach()
+    if run.cfg.item_every_step:
+        loss.item()  # a host sync per step, as the seeds' loop did (kept to measure what it costs)
+    run.first_bad = torch.where((run.first_bad < 0) & ~torch.isfinite(loss), step, run.first_bad)
+    n = torch.tensor(y.numel(), device=run.device)
+    run.stats += torch.stack([loss.float() * n, (logits.argmax(1) == y).sum(), n])
+
+
+def train_epoch(run: Run, epoch: int) -> dict:
+    """One pass over the training data, then the test set; the epoch's record is appended to the history."""
+    if hasattr(getattr(run.train_iter, "sampler", None), "set_epoch"):
+        run.train_iter.sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle each epoch
+    run.model.train()
+    t0 = time.perf_counter()
+    run.stats = torch.zeros(3, device=run.device)  # loss sum, correct, seen
+    run.first_bad = torch.full((), -1, device=run.device)
+    for step, (x, y) in enumerate(batches(run, epoch)):
+        train_step(run, x, y, step)
+        if run.device.type == "cpu" or (step + 1) % run.cfg.check_every == 0:
+            check_finite(run, epoch)
+    check_finite(run, epoch)
+    loss_sum, correct, seen = sum_across_ranks(run.stats).tolist()  # (waits for the GPU)
+    seconds = time.perf_counter() - t0
+    # evaluated eagerly: same weights, and no second compilation for eval mode and the test batch size
+    test_acc = evaluate_accuracy(run.net if run.cfg.compile else run.model, run.test_iter, run.device,
+                                 run.cfg.amp, run.cfg.tta)
+    now = time.perf_counter()
+    record = {"epoch": epoch + 1, "images": int(seen), "loss": loss_sum / seen, "train_acc": correct / seen,
+              "test_acc": test_acc, "img_per_s": seen / seconds, "seconds": seconds,
+              "eval_seconds": now - t0 - seconds, "elapsed": now - run.t_start}
+    run.history["epochs"].append(record)
+    return record
+
+
+def batches(run: Run, epoch: int):
+    """The training batches, with a tqdm bar on rank 0 when asked (or by default in a terminal)."""
+    if not run.progress:
+        return run.train_iter
+    from tqdm.auto import tqdm
+    return tqdm(run.train_iter, desc=f"epoch {epoch + 1}/{run.cfg.epochs}", leave=False, disable=not run.rank0)
+
+
+def log_epoch(run: Run, record: dict) -> None:
+    if run.rank0 and run.verbose:
+        print(f"epoch {record['epoch']:>2}/{run.cfg.epochs}  loss {record['loss']:.3f}  train acc "
+              f"{record['train_acc']:.3f}  test acc {record['test_acc']:.3f}  {record['img_per_s']:,.0f} img/s  "
+              f"{record['seconds']:.1f} s", flush=True)
+
+
+def save_history(run: Run, status: str) -> None:
+    """Set the run's status and, on rank 0, write the history to ``history_path`` (atomically)."""
+    run.history["status"] = status
+    if run.rank0 and run.history_path is not None:
+        save_json(run.history, run.history_path)
+
+
+def check_finite(run: Run, epoch: int) -> None:
+    """Stop with :class:`DivergedError` if a loss of this epoch was NaN/inf (reads one number from the device)."""
+    bad = int(run.first_bad.item())
+    if bad >= 0:
+        save_history(run, "diverged")
+        lr_now, lr = run.opt.param_groups[0]["lr"], run.cfg.lr
+        raise DivergedError(
+            f"loss became NaN/inf at epoch {epoch + 1}, step {bad + 1} (learning rate {lr_now:.3g}); "
+            f"training stopped. Try a smaller learning rate (e.g. {lr / 10:.3g}), a warm-up, or Xavier "
+            f"initialisation. The {len(run.history['epochs'])} finished epoch(s) are kept in the history.",
+            run.history)
+
+
+def check_collapse(run: Run, record: dict) -> None:
+    """Stop with :class:`DivergedError` if the training accuracy fell back to chance after having been above 50%."""
+    best = max(e["train_acc"] for e in run.history["epochs"])
+    chance = 1.5 / num_classes(getattr(run.net, "module", run.net))
+    if record["epoch"] >= 2 and best > 0.5 and record["train_acc"] < chance:
+        save_history(run, "diverged")
+        raise DivergedError(f"training accuracy collapsed to chance ({record['train_acc']:.3f}) at epoch "
+                            f"{record['epoch']} after reaching {best:.3f}: the learning rate ({run.cfg.lr:.3g} "
+                            "peak) is too high for this schedule.", run.history)
+
+
+def save_checkpoint(run: Run, path: str | Path) -> None:
+    """Model, optimizer, scheduler, history, random states and the loader's generators, atomically (rank 0)."""
+    if not run.rank0:
+        return
+    atomic_torch_save({
+        "model": getattr(run.net, "module", run.net).state_dict(), "optimizer": run.opt.state_dict(),
+        "scheduler": run.sched.state_dict() if run.sched is not None else None,
+        "history": run.history, "signature": model_signature(run.net), "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None,
+        "loader_rng": [g.get_state() for g in loader_generators(run.train_iter)],
+    }, path)
+
+
+def restore_checkpoint(run: Run, path: str | Path) -> int:
+    """Load a checkpoint of :func:`save_checkpoint` into ``run``; return the number of finished epochs."""
+    ckpt = load_checkpoint(path, run.net, run.opt, run.sched)
+    run.history = ckpt["history"]
+    run.history["status"] = "running"
+    torch.set_rng_state(ckpt["rng_cpu"])
+    if run.device.type == "cuda" and ckpt.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(ckpt["rng_cuda"], run.device)
+    states, gens = ckpt.get("loader_rng") or [], loader_generators(run.train_iter)
+    if len(states) == len(gens):  # the same kind of loader: continue its shuffling and augmentation draws
+        for g, state in zip(gens, states):
+            g.set_state(state)
+    if run.rank0 and run.verbose:
+        print(f"resumed from {path} after epoch {len(run.history['epochs'])}")
+    return len(run.history["epochs"])
+
+
+def out_of_memory(run: Run) -> OutOfMemory:
+    """The error for a GPU out of memory: the batch size, the device's memory and what to try."""
+    save_history(run, "out_of_memory")
+    bs, done = run.history["settings"].get("batch_size") or "?", len(run.history["epochs"])
+    half = max(1, bs // 2) if isinstance(bs, int) else "half"
+    where = (f"{run.history['device_name']}, {torch.cuda.get_device_properties(run.device).total_memory / 2**30:.0f}"
+             " GiB" if run.device.type == "cuda" else run.device.type)
+    return OutOfMemory(
+        f"out of GPU memory at batch size {bs} in epoch {done + 1} ({where}). Try half the batch size ({half}; "
+        f"--batch-size {half} on the command line), bf16 mixed precision (amp=True) if it is off, or a smaller "
+        f"image size. The {done} finished epoch(s) are kept in the history.", run.history)
+
+
+def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int | None = None,
+          lr: float | None = None, *, config: TrainConfig | None = None, device: torch.device | str | None = None,
+          checkpoint: str | Path | None = None, resume: bool = False, history_path: str | Path | None = None,
+          name: str | None = None, progress: bool | None = None, verbose: bool = True, extra: dict | None = None,
+          **options) -> dict:
+    """Train ``net`` and return its history (see the module docstring).
+
+    ``epochs``, ``lr`` and ``options`` are fields of :class:`~alexnet_lib.config.TrainConfig` (``momentum=0.9``,
+    ``amp=True``, ...), applied over ``config``. ``checkpoint``/``resume``: save after every epoch, continue from
+    it. ``history_path``: also write the history JSON after every epoch. ``progress``: a tqdm bar per epoch
+    (default: when stderr is a terminal); ``verbose``: one line per epoch; ``extra``: more settings to record.
+    """
+    given = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
+    cfg = (config or TrainConfig()).replace(**options, **given)
+    progress = (rank() == 0 and sys.stderr.isatty()) if progress is None else progress
+    run = setup(net, train_iter, test_iter, cfg, device, name=name, extra=extra, history_path=history_path,
+                verbose=verbose, progress=progress)
+    start = restore_checkpoint(run, checkpoint) if resume and checkpoint and Path(checkpoint).exists() else 0
+    if not resume:
+        init_weights(net, cfg.init)
+    run.model = compiled(run)
     # wall-clock seconds since the start of training (continued across a resume), compilation included
-    t_start = time.perf_counter() - (history["epochs"][-1].get("elapsed", 0.0) if history["epochs"] else 0.0)
+    run.t_start = time.perf_counter() - (run.history["epochs"][-1].get("elapsed", 0.0) if start else 0.0)
     try:
-        with _sigterm_as_interrupt():
-            for epoch in range(start_epoch, epochs):
-                if hasattr(getattr(train_iter, "sampler", None), "set_epoch"):
-                    train_iter.sampler.set_epoch(epoch)  # DistributedSampler: a new shuffle each epoch
-                model.train()
-                t0 = time.perf_counter()
-                stats = torch.zeros(3, device=device)  # loss sum, correct, seen
-                first_bad = torch.full((), -1, device=device)
-                batches = train_iter
-                if progress if progress is not None else (rank0 and sys.stderr.isatty()):
-                    from tqdm.auto import tqdm
-                    batches = tqdm(train_iter, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not rank0)
-                step = -1
-                for step, (x, y) in enumerate(batches):
-                    x = x.to(device, non_blocking=True, memory_format=memory_format)
-                    y = y.to(device, non_blocking=True)
-                    with _autocast(device, amp):
-                        logits = model(x)
-                        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    if sched is not None:
-                        sched.step()
-                    loss = loss.detach()
-                    if item_every_step:
-                        loss.item()
-                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-                    stats += torch.stack([loss.float() * y.numel(), (logits.argmax(1) == y).sum(),
-                                          torch.tensor(y.numel(), device=device)])
-                    if device.type == "cpu" or (step + 1) % check_every == 0:
-                        check_finite(first_bad, epoch, step)
-                check_finite(first_bad, epoch, step)
-                _sum_across_ranks(stats)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                seconds = time.perf_counter() - t0
-                loss_sum, correct, seen = stats.tolist()
-                # evaluated eagerly: same weights, and no second compilation for eval mode and the test batch size
-                test_acc = evaluate_accuracy(net if compile else model, test_iter, device, amp, tta)
-                now = time.perf_counter()
-                record = {"epoch": epoch + 1, "images": int(seen), "loss": loss_sum / seen, "train_acc": correct / seen,
-                          "test_acc": test_acc, "img_per_s": seen / seconds, "seconds": seconds,
-                          "eval_seconds": now - t0 - seconds, "elapsed": now - t_start}
-                history["epochs"].append(record)
-                if rank0 and verbose:
-                    print(f"epoch {epoch + 1:>2}/{epochs}  loss {record['loss']:.3f}  train acc "
-                          f"{record['train_acc']:.3f}  test acc {test_acc:.3f}  {record['img_per_s']:,.0f} img/s  "
-                          f"{seconds:.1f} s", flush=True)
-                best = max(e["train_acc"] for e in history["epochs"])
-                if epoch >= 1 and best > 0.5 and record["train_acc"] < 1.5 / _num_classes(base):
-                    save_state("diverged")
-                    raise DivergedError(f"training accuracy collapsed to chance ({record['train_acc']:.3f}) at "
-                                        f"epoch {epoch + 1} after reaching {best:.3f}: the learning rate "
-                                        f"({lr:.3g} peak) is too high for this schedule.", history)
-                history["status"] = "finished" if epoch + 1 == epochs else "running"
-                if checkpoint is not None and rank0:
-                    atomic_torch_save({
-                        "model": getattr(net, "module", net).state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict() if sched is not None else None,
-                        "history": history, "signature": _model_signature(net), "rng_cpu": torch.get_rng_state(),
-                        "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                        "loader_rng": [g.get_state() for g in _loader_generators(train_iter)],
-                    }, checkpoint)
-                save_state(history["status"])
+        with sigterm_as_interrupt():
+            for epoch in range(start, run.cfg.epochs):
+                record = train_epoch(run, epoch)
+                log_epoch(run, record)
+                check_collapse(run, record)
+                run.history["status"] = "finished" if epoch + 1 == run.cfg.epochs else "running"
+                if checkpoint is not None:
+                    save_checkpoint(run, checkpoint)
+                save_history(run, run.history["status"])
     except KeyboardInterrupt:
-        save_state("interrupted")
-        if rank0 and verbose:
-            print(f"interrupted during epoch {len(history['epochs']) + 1}; "
-                  + (f"resume with resume=True from {checkpoint}" if checkpoint else "no checkpoint was set"),
-                  file=sys.stderr)
+        save_history(run, "interrupted")
+        if run.rank0 and verbose:
+            print(f"interrupted during epoch {len(run.history['epochs']) + 1}; " + (
+                f"resume with resume=True from {checkpoint}" if checkpoint else "no checkpoint was set"),
+                file=sys.stderr)
         raise
     except torch.OutOfMemoryError as e:
         e.__traceback__ = None  # drop the frames holding this batch's activations, so the memory can be freed
-        save_state("out_of_memory")
-        bs = settings["batch_size"] or len(x)
-        where = (f"{history['device_name']}, {torch.cuda.get_device_properties(device).total_memory / 2**30:.0f} GiB"
-                 if device.type == "cuda" else device.type)
-        raise OutOfMemory(
-            f"out of GPU memory at batch size {bs} in epoch {len(history['epochs']) + 1} ({where}). Try half the "
-            f"batch size ({max(1, bs // 2)}; --batch-size {max(1, bs // 2)} on the command line), bf16 mixed "
-            "precision (amp=True) if it is off, or a smaller image size. The "
-            f"{len(history['epochs'])} finished epoch(s) are kept in the history.", history) from None
-    history["status"] = "finished"
-    save_state("finished")
-    return history
+        raise out_of_memory(run) from None
+    save_history(run, "finished")
+    return run.history
 
 
-def _num_classes(net: nn.Module) -> int:
+def num_classes(net: nn.Module) -> int:
+    """Output classes of a classifier: the width of its last linear layer."""
     last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
     return last.out_features

@@ -72,7 +72,7 @@ def test_time_to_accuracy_marks_the_first_epoch_at_the_target():
 
 
 def test_layer_times_cover_every_layer_on_cpu():
-    rows = bench.layer_times(batch=2, size=96, device="cpu", cfg={"s2d": True}, reps=1)
+    rows = bench.layer_times(batch=2, size=96, device="cpu", cfg=bench.BASE.replace(channels_last=True, s2d_stem=True), reps=1)
     net = models.d2l_alexnet(image_size=96)
     assert len(rows) == len(net.features) + 1 + len(net.classifier)  # + flatten
     assert rows[0]["type"] == "SpaceToDepthConv2d" and rows[0]["output"] == [96, 22, 22]
@@ -82,7 +82,7 @@ def test_layer_times_cover_every_layer_on_cpu():
 
 
 def test_kernel_profile_sums_to_the_step_and_classifies_gpu_kernels():
-    p = bench.kernel_profile(dict(bench.CONFIGS)["+ channels_last"] | {"batch": 2}, size=96, steps=1, warmup=1,
+    p = bench.kernel_profile(dict(bench.CONFIGS)["+ channels_last"].replace(batch_size=2), size=96, steps=1, warmup=1,
                              device="cpu")
     assert p["gpu_ms_per_step"] == pytest.approx(sum(p["kinds"].values()))
     assert p["gpu_ms_per_step"] == pytest.approx(sum(r["ms_per_step"] for r in p["top"]))

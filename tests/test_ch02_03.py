@@ -29,9 +29,9 @@ def test_recorded_ch02_runs_are_full_runs_of_their_experiment(name, size):
 
 def test_both_data_paths_make_the_same_images(cache):
     """DataLoader + Resize/ToTensor (PIL, one image at a time) vs GPULoader (one interpolation per batch)."""
-    test_iter = data.load_data_fashion_mnist(16, resize=96, test_limit=None, num_workers=0)[1]
+    test_iter = data.load_data_fashion_mnist(16, image_size=96)[1]
     _, _, x_test, y_test = data.load_tensors()
-    gpu_iter = GPULoader(x_test, y_test, 16, size=96, shuffle=False, device="cpu")
+    gpu_iter = GPULoader(x_test, y_test, 16, image_size=96, shuffle=False, device="cpu")
     (a, ya), (b, yb) = next(iter(test_iter)), next(iter(gpu_iter))
     assert a.shape == b.shape == (16, 1, 96, 96) and a.dtype == b.dtype == torch.float32
     assert torch.equal(ya, yb)
@@ -39,7 +39,7 @@ def test_both_data_paths_make_the_same_images(cache):
     # the same with normalisation on both sides
     tf = transforms.Compose([transforms.Resize(96), transforms.ToTensor(), transforms.Normalize([data.MEAN], [data.STD])])
     img, _ = data.fashion_mnist(False, source="sample")[0]
-    norm_iter = GPULoader(x_test[:1], y_test[:1], 1, size=96, shuffle=False, normalize=True, device="cpu")
+    norm_iter = GPULoader(x_test[:1], y_test[:1], 1, image_size=96, shuffle=False, normalize=True, device="cpu")
     assert (tf(img) - next(iter(norm_iter))[0][0]).abs().max() <= 1 / 255 / data.STD + 1e-5
 
 

@@ -8,7 +8,6 @@ import torch
 import torchvision
 
 from alexnet_lib import data
-from alexnet_lib.profiles import get_profile
 
 REAL = data.DEBIAN_DIR  # Debian's dataset-fashion-mnist (installed here and in CI by the README's command)
 needs_real = pytest.mark.skipif(not all((REAL / f).exists() for f in data.FILES),
@@ -42,25 +41,24 @@ def test_sample_loads_through_torchvision(cache):
     img, label = train[0]
     assert img.size == (28, 28) and 0 <= label < 10
     assert (cache / "fashion-mnist-sample" / "FashionMNIST" / "raw").is_dir()  # unpacked into the private cache
-    # the quick profile's default source is the sample
+    # the default source is the bundled sample (the full set only when asked: source="full")
     assert data.fashion_mnist(True).source == "sample"
 
 
 def test_loader_batches(cache):
-    train_iter, test_iter = data.load_data_fashion_mnist(32, resize=96, num_workers=0)
+    train_iter, test_iter = data.load_data_fashion_mnist(32, image_size=96, train_limit=512, test_limit=256)
     x, y = next(iter(train_iter))
     assert x.shape == (32, 1, 96, 96) and x.dtype == torch.float32
     assert 0 <= x.min() and x.max() <= 1 and x.max() > 0.5
     assert y.shape == (32,) and y.dtype == torch.int64 and 0 <= y.min() and y.max() <= 9
-    quick = get_profile("quick")  # by default, the profile's limits on the number of images
-    assert (len(train_iter.dataset), len(test_iter.dataset)) == (quick.train_limit, quick.test_limit)
+    assert (data.num_images(train_iter), data.num_images(test_iter)) == (512, 256)
     xt, _ = next(iter(test_iter))
     assert xt.shape == (32, 1, 96, 96)
-    # 3 channels for RGB models, 28x28 without resize, and all images with limits None
-    x3, _ = next(iter(data.load_data_fashion_mnist(8, channels=3, num_workers=0)[0]))
+    # 3 channels for RGB models, 28x28 without an image_size, and all images by default (no limits)
+    x3, _ = next(iter(data.load_data_fashion_mnist(8, channels=3)[0]))
     assert x3.shape == (8, 3, 28, 28) and torch.equal(x3[:, 0], x3[:, 1])
-    full_iter, _ = data.load_data_fashion_mnist(8, train_limit=None, test_limit=None, num_workers=0)
-    assert len(full_iter.dataset) == 5000
+    full_iter, _ = data.load_data_fashion_mnist(8)
+    assert data.num_images(full_iter) == len(full_iter.dataset) == 5000
 
 
 def test_loader_is_reproducible(cache):

@@ -40,9 +40,9 @@ def test_each_rank_draws_its_own_augmentations():
 
     img = (torch.arange(28 * 28) % 251).to(torch.uint8).view(1, 28, 28)
     x, y = img.repeat(64, 1, 1), torch.arange(64)  # all images alike: only the augmentation can tell them apart
-    ranks = [GPULoader(x, y, 8, size=28, augment="crop", device="cpu", rank=r, world_size=2, seed=0) for r in (0, 1)]
+    ranks = [GPULoader(x, y, 8, image_size=28, augment="crop", device="cpu", rank=r, world_size=2, seed=0) for r in (0, 1)]
     (x0, y0), (x1, y1) = (next(iter(loader)) for loader in ranks)
     assert not set(y0.tolist()) & set(y1.tolist())  # disjoint shards of one permutation
     assert not torch.equal(x0, x1)
-    one = GPULoader(x, y, 8, size=28, augment="crop", device="cpu", seed=0)
+    one = GPULoader(x, y, 8, image_size=28, augment="crop", device="cpu", seed=0)
     assert one.aug_generator is one.generator  # a single process draws as it always did

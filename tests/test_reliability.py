@@ -442,8 +442,8 @@ def test_resumed_run_is_the_uninterrupted_one_on_a_cpu(path, tmp_path):
             return tiny_loaders()
         g = torch.Generator().manual_seed(1)
         x, y = (torch.rand(96, 28, 28, generator=g) * 255).to(torch.uint8), torch.randint(0, 10, (96,), generator=g)
-        return (GPULoader(x, y, 32, size=28, augment="shift", device="cpu", seed=3),
-                GPULoader(x[:32], y[:32], 32, size=28, shuffle=False, device="cpu"))
+        return (GPULoader(x, y, 32, image_size=28, augment="shift", device="cpu", seed=3),
+                GPULoader(x[:32], y[:32], 32, image_size=28, shuffle=False, device="cpu"))
 
     def run(epochs, **kw):
         torch.manual_seed(0)
