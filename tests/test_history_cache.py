@@ -1,0 +1,65 @@
+"""The history cache: one computation per key, never a stale entry, safe when two processes race."""
+import multiprocessing as mp
+import time
+
+from alexnet_lib import history_cache
+
+
+def _history(acc=0.5, status="finished"):
+    return {"status": status, "epochs": [{"epoch": 1, "test_acc": acc}]}
+
+
+def test_second_call_reads_what_the_first_computed(tmp_path):
+    calls = []
+    fields = {"config": {"lr": 0.01, "epochs": 2}, "profile": "quick", "device": "cpu"}
+    first, hit1 = history_cache.cached(fields, lambda: calls.append(1) or _history(0.7), folder=tmp_path)
+    second, hit2 = history_cache.cached(fields, lambda: calls.append(1) or _history(0.1), folder=tmp_path)
+    assert (hit1, hit2, len(calls)) == (False, True, 1)
+    assert second["epochs"] == first["epochs"] and second["cache"]["path"].startswith(str(tmp_path))
+
+
+def test_any_change_of_settings_torch_or_source_is_a_new_key(monkeypatch):
+    base = {"config": {"lr": 0.01, "model_kwargs": {"activation": "relu"}}, "seed": 0}
+    k = history_cache.key(base)
+    assert history_cache.key({"config": {"lr": 0.01, "model_kwargs": {"activation": "sigmoid"}}, "seed": 0}) != k
+    assert history_cache.key(dict(base, seed=1)) != k
+    assert history_cache.key(dict(reversed(list(base.items())))) == k  # order of keys does not matter
+    monkeypatch.setattr(history_cache.torch, "__version__", "0.0.1")
+    assert history_cache.key(base) != k
+    monkeypatch.undo()
+    monkeypatch.setattr(history_cache, "source_digest", lambda: "edited library")
+    assert history_cache.key(base) != k
+
+
+def test_source_digest_covers_every_module_and_the_sample():
+    digest = history_cache.source_digest()
+    assert len(digest) == 64
+    files = {p.name for p in history_cache.PACKAGE.rglob("*.py")}
+    assert {"train.py", "experiments.py", "models.py", "data.py"} <= files
+
+
+def test_unfinished_or_damaged_entries_are_computed_again(tmp_path):
+    fields = {"run": "x"}
+    history_cache.cached(fields, lambda: _history(status="interrupted"), folder=tmp_path)
+    assert not list(tmp_path.glob("*.json"))
+    _, hit = history_cache.cached(fields, lambda: _history(), folder=tmp_path)
+    (tmp_path / f"{history_cache.key(fields)}.json").write_text("{ half a file")
+    again, hit2 = history_cache.cached(fields, lambda: _history(0.9), folder=tmp_path)
+    assert (hit, hit2, again["epochs"][0]["test_acc"]) == (False, False, 0.9)
+
+
+def _slow_compute(folder, counter):
+    def compute():
+        with open(counter, "a") as f:
+            f.write("x")
+        time.sleep(1.0)
+        return _history()
+    return history_cache.cached({"race": 1}, compute, folder=folder)[1]
+
+
+def test_two_processes_racing_compute_once(tmp_path):
+    counter = tmp_path / "count"
+    ctx = mp.get_context("fork")  # the children only touch files
+    with ctx.Pool(2) as pool:
+        hits = pool.starmap(_slow_compute, [(tmp_path / "c", counter)] * 2)
+    assert sorted(hits) == [False, True] and counter.read_text() == "x"
