@@ -44,7 +44,9 @@ def triton_available(device: torch.device | str) -> bool:
 
 
 if triton is not None:
-    @triton.jit
+    # sizes and outer strides are not specialised on (one compiled kernel serves all three poolings, which
+    # matters when a run starts with cold caches); the channel stride is, so channels_last loads are contiguous
+    @triton.jit(do_not_specialize=["P", "C", "H", "W", "HO", "WO", "sxn", "sxh", "sxw", "syn", "syh", "syw"])
     def _fwd_kernel(x_ptr, y_ptr, idx_ptr, P, C, H, W, HO, WO,
                     sxn, sxc, sxh, sxw, syn, syc, syh, syw,
                     K: tl.constexpr, S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -76,7 +78,8 @@ if triton is not None:
         tl.store(y_ptr + yoff, out.to(y_ptr.dtype.element_ty), mask=mask)
         tl.store(idx_ptr + yoff, arg.to(tl.int8), mask=mask)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["P", "C", "H", "W", "HO", "WO", "sgn", "sgh", "sgw", "sin", "sih", "siw",
+                                   "sdn", "sdh", "sdw"])
     def _bwd_kernel(g_ptr, idx_ptr, dx_ptr, P, C, H, W, HO, WO,
                     sgn, sgc, sgh, sgw, sin, sic, sih, siw, sdn, sdc, sdh, sdw,
                     K: tl.constexpr, S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
@@ -133,9 +136,7 @@ def _acc(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-def _blocks(c: int) -> tuple[int, int]:
-    block_c = 64 if c % 64 == 0 else 32
-    return 4096 // block_c, block_c  # 4096 elements per program
+_BLOCK_P, _BLOCK_C = 128, 32  # 4096 elements per program; 32 channels divide AlexNet's 96, 256 and 384
 
 
 def _forward_torch(x: torch.Tensor, k: int, s: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,7 +171,7 @@ def _relu_maxpool(x: torch.Tensor, k: int, s: int) -> tuple[torch.Tensor, torch.
     if not triton_available(x.device):
         y_ref, idx_ref = _forward_torch(x, k, s)
         return y.copy_(y_ref), idx.copy_(idx_ref)  # the strides the fake (compiled) version promises
-    bp, bc = _blocks(c)
+    bp, bc = _BLOCK_P, _BLOCK_C
     grid = (triton.cdiv(n * ho * wo, bp), triton.cdiv(c, bc))
     _fwd_kernel[grid](x, y, idx, n * ho * wo, c, h, w, ho, wo,
                       x.stride(0), x.stride(1), x.stride(2), x.stride(3),
@@ -193,7 +194,7 @@ def _relu_maxpool_backward(grad: torch.Tensor, idx: torch.Tensor, h: int, w: int
     dx = _like(grad, (n, c, h, w), grad.dtype, torch.channels_last if channels_last else torch.contiguous_format)
     if not triton_available(grad.device):
         return dx.copy_(_backward_torch(grad, idx, h, w, k, s))
-    bp, bc = _blocks(c)
+    bp, bc = _BLOCK_P, _BLOCK_C
     grid = (triton.cdiv(n * h * w, bp), triton.cdiv(c, bc))
     _bwd_kernel[grid](grad, idx, dx, n * h * w, c, h, w, ho, wo,
                       grad.stride(0), grad.stride(1), grad.stride(2), grad.stride(3),
