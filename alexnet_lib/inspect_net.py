@@ -11,13 +11,14 @@ explorer widget in :mod:`.widgets` (``feature_map_explorer``).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATION_TYPES", "conv_layers", "feature_maps", "Predictions", "predict", "confusion_matrix",
+__all__ = ["ACTIVATION_TYPES", "conv_layers", "recorded_outputs", "feature_maps", "Predictions", "predict", "confusion_matrix",
            "most_confident_mistakes", "mistakes_report"]
 
 ACTIVATION_TYPES = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.LeakyReLU)
@@ -37,6 +38,27 @@ def _followed_by_activation(net: nn.Module, name: str) -> str:
         if isinstance(nxt, ACTIVATION_TYPES):
             return f"{parent_name}.{int(child) + 1}" if parent_name else str(int(child) + 1)
     return name
+
+
+@contextmanager
+def recorded_outputs(modules: dict[str, nn.Module]):
+    """While open, every forward pass stores each module's output in the dict it yields, under the module's name.
+
+    A forward hook is a function PyTorch calls after a module's ``forward`` with ``(module, inputs, output)``; the
+    hooks are removed on exit, also after an error.
+    """
+    out: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, y: torch.Tensor) -> None:
+        if y.device.type != "meta":  # the models' input check runs them on the meta device first
+            out[name] = y.detach().float().cpu().clone()
+
+    hooks = [m.register_forward_hook(lambda mod, args, y, n=n: keep(n, y)) for n, m in modules.items()]
+    try:
+        yield out
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 @torch.no_grad()
@@ -61,26 +83,18 @@ def feature_maps(net: nn.Module, x: torch.Tensor, layers: Sequence[str] | None =
     if missing:
         raise ValueError(f"no layer(s) {missing} in {type(net).__name__}; convolutions are {conv_layers(net)}")
     source = {n: _followed_by_activation(net, n) if activated else n for n in layers}
-    out: dict[str, torch.Tensor] = {}
-
-    def keep(name: str, y: torch.Tensor) -> None:
-        if y.device.type != "meta":  # the models' input check runs them on the meta device first
-            out[name] = y.detach().float().cpu().clone()
-
-    hooks = [known[src].register_forward_hook(lambda mod, args, y, n=n: keep(n, y)) for n, src in source.items()]
     param = next(net.parameters(), None)
     x = x.to(param.device) if param is not None else x
     was_training = net.training
     net.eval()
     try:
-        features = getattr(net, "features", None)
-        if features is not None and all(src.startswith("features.") for src in source.values()):
-            features(x)
-        else:
-            net(x)
+        with recorded_outputs({n: known[src] for n, src in source.items()}) as out:
+            features = getattr(net, "features", None)
+            if features is not None and all(src.startswith("features.") for src in source.values()):
+                features(x)
+            else:
+                net(x)
     finally:
-        for h in hooks:
-            h.remove()
         net.train(was_training)
     return {n: out[n] for n in layers}
 
