@@ -261,12 +261,12 @@ def load_tensors(*, source: str = "sample", root: str | os.PathLike | None = Non
     return train.data, train.targets, test.data, test.targets
 
 
-def load_data_cifar10(batch_size: int, resize: int | None = None, *, root: str | os.PathLike = "~/.cache/alexnet_lib",
+def load_data_cifar10(batch_size: int, image_size: int | None = None, *, root: str | os.PathLike = "~/.cache/alexnet_lib",
                       augment=None, num_workers: int = 4, download: bool = True):
     """CIFAR-10 (50k/10k RGB 32x32) through ``torchvision.datasets.CIFAR10(download=True)``, for readers online."""
     root = Path(root).expanduser()
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-    common = ([transforms.Resize(resize, antialias=True)] if resize else []) + [
+    common = ([transforms.Resize(image_size, antialias=True)] if image_size else []) + [
         transforms.ToTensor(), transforms.Normalize(mean, std)]
     try:
         train = torchvision.datasets.CIFAR10(root, train=True, download=download, transform=transforms.Compose(
