@@ -1,8 +1,10 @@
 """Two profiles, one code path: ``quick`` (CPU, bundled sample, minutes) and ``full`` (GPU, full data at 224).
 
-The profile is chosen by the ``ALEXNET_PROFILE`` environment variable (``quick`` or ``full``); when it is unset,
-``full`` is used where CUDA is available and ``quick`` elsewhere. Only sizes differ between the two: the same
-models, data functions and training loop run in both.
+:func:`get_profile` is the edge helper: the command line and the notebooks call it once (``ALEXNET_PROFILE`` if set,
+else ``full`` where CUDA is available and ``quick`` elsewhere) and pass the profile's name down, e.g.
+``experiments.run(name, profile=get_profile().name)``; no library function reads the environment behind the caller's
+back. Only sizes differ between the two: the same models, data functions and training loop run in both (each
+experiment's quick sizes are its ``quick`` overrides, see :mod:`.config` and :mod:`.experiments`).
 
 The quick sizes come from measurement on a 2-core CPU: the d2l AlexNet trains at about 13 images/s at 224x224
 there, and several times faster at the quick profile's smaller side (see the preface chapter), so a quick training
