@@ -5,11 +5,12 @@ A chapter's prose never types a number that a run or a cell produces. It writes 
 
 ``{{name}}`` or ``{{name:spec}}``
     a value a code cell of the same chapter recorded with :func:`value` (``value("gap", 0.0123)``);
+    ``{{00_preface.name}}`` one that another chapter recorded (read from its stored notebook);
 ``{{run:NAME:FIELD}}`` or ``{{run:NAME:FIELD:spec}}``
     a field of the recorded run ``book/runs/NAME.json`` (see :func:`run_field`).
 
 ``spec`` is a Python format spec (``.1%``, ``,.0f``, ``.2f``) or one of :data:`SPECS` (``pt1``: a difference of two
-fractions in percentage points; ``M1``: millions, written 61.1M in English and 6,110万 in Chinese).
+fractions in percentage points; ``err1``: an accuracy as its error rate, 0.913 -> 8.7%; ``M1``: millions, written 61.1M in English and 6,110万 in Chinese).
 """
 from __future__ import annotations
 
@@ -72,6 +73,8 @@ SPECS: dict[str, Callable[[Any, str], str]] = {
     "pt0": lambda x, lang: f"{x * 100:.0f}",
     "pt1": lambda x, lang: f"{x * 100:.1f}",
     "pt2": lambda x, lang: f"{x * 100:.2f}",
+    "err0": lambda x, lang: f"{(1 - x) * 100:.0f}%",  # an accuracy written as its error rate
+    "err1": lambda x, lang: f"{(1 - x) * 100:.1f}%",
     "M0": lambda x, lang: _millions(x, lang, 0),
     "M1": lambda x, lang: _millions(x, lang, 1),
 }
@@ -146,7 +149,11 @@ def resolve(text: str, lang: str, values: dict[str, Any], load_run: Callable[[st
                 if used_runs is not None:
                     used_runs.add(name)
                 if isinstance(h, list):
-                    x = len(h) if field == "n" else mean(run_field(r, field) for r in h)
+                    xs = [run_field(r, field) for r in h] if field != "n" else [len(h)]
+                    if all(isinstance(v, str) for v in xs):  # device names, dates: the distinct ones
+                        x = " / ".join(dict.fromkeys(xs))
+                    else:
+                        x = xs[0] if field == "n" else mean(xs)
                 else:
                     x = 1 if field == "n" else run_field(h, field)
             else:

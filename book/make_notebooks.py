@@ -155,6 +155,19 @@ def runs_read(cells: list[dict], used: set[str]) -> dict[str, str]:
             for n in sorted(names) if all(p.exists() for p in run_files(n))}
 
 
+def other_chapters(cells: list[dict], lang: str) -> dict:
+    """Values of other chapters that this one quotes (``{{00_preface.name}}``), from their stored notebooks."""
+    out = {}
+    for c in cells:
+        for inner in prose.PLACEHOLDER.findall(c["text"]) if c["kind"] == "markdown" else ():
+            key = inner.split(":")[0].strip()
+            chapter, dot, name = key.partition(".")
+            nb = stored(chapter, lang) if dot and not inner.startswith("run:") else None
+            if nb is not None and name in nb.metadata.get("alexnet", {}).get("values", {}):
+                out[key] = nb.metadata["alexnet"]["values"][name]
+    return out
+
+
 def prose_text(text: str, lang: str, values: dict | None, used: set[str], keys: set[str]) -> str:
     text = cite(join_cjk_lines(text), lang, keys)
     if values is None:
@@ -183,6 +196,8 @@ def build(name: str, lang: str, cells: list[dict], values: dict | None = None) -
     text is filled in and the notebook's metadata records the values and the runs read; without, the text keeps its
     placeholders (the notebook that gets executed)."""
     keys, used = bib_keys(), set()
+    if values is not None:
+        values = {**other_chapters(cells, lang), **values}
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}}
@@ -233,7 +248,8 @@ def with_outputs(nb: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> 
     """``nb`` with the outputs of ``executed``, whose code cells must be the same."""
     code = [c for c in nb.cells if c.cell_type == "code"]
     done = [c for c in executed.cells if c.cell_type == "code"]
-    if [c.source for c in code] != [c.source for c in done]:
+    # the first code cell is the generated setup cell (this file's SETUP), not the chapter's
+    if len(code) != len(done) or [c.source for c in code[1:]] != [c.source for c in done[1:]]:
         raise SystemExit("the code cells differ from the stored notebook's: run without --prose")
     for c, d in zip(code, done):
         c.outputs, c.execution_count = d.outputs, d.execution_count
