@@ -13,7 +13,9 @@ from alexnet_lib import cli, experiments
 from alexnet_lib.config import QUICK_BASE, TrainConfig, fields
 
 LIB = Path(__file__).resolve().parent.parent / "alexnet_lib"
-RUN_TIME_FLAGS = {"preset", "activation", "dropout", "device", "out", "checkpoint", "resume", "help"}
+# flags about this run (where, what to resume), not about the training: everything else is a TrainConfig field
+RUN_TIME_FLAGS = {"preset", "activation", "dropout", "device", "out", "checkpoint", "resume", "resume_or_start",
+                  "overwrite", "help"}
 
 
 def _train_flags() -> set[str]:
