@@ -51,7 +51,7 @@ def _field_options() -> dict[str, dict]:
     from .train import OPTIMIZERS, SCHEDULERS
 
     return {
-        "model": dict(choices=sorted(MODELS)), "init": dict(choices=["xavier"]),
+        "model": dict(choices=sorted(MODELS)), "init": dict(choices=["xavier", "paper"]),
         "optimizer": dict(choices=list(OPTIMIZERS)), "lr": dict(type=_positive_float),
         "momentum": dict(type=_nonnegative_float), "weight_decay": dict(type=_nonnegative_float),
         "label_smoothing": dict(type=_nonnegative_float), "epochs": dict(type=_positive_int),

@@ -53,11 +53,18 @@ EXPERIMENTS: dict[str, TrainConfig] = {
     "ch07/adam_b128": _R(_BASE, optimizer="adam", lr=1e-3, description="Adam, lr 1e-3, batch 128"),
     "ch07/sgd_b1024_xavier": _R(_BASE, momentum=0.0, lr=0.01, batch_size=1024, init="xavier",
                                 description="SGD, lr 0.01, batch 1024, Xavier init"),
+    # ... and the way from the baseline to it, one change at a time (and batch 1024 with a scaled learning rate)
+    "ch07/b1024": _R(_BASE, batch_size=1024, description="batch 1024 (SGD m 0.9, lr 0.01, default init)"),
+    "ch07/b1024_m0": _R(_BASE, batch_size=1024, momentum=0.0, description="batch 1024, no momentum"),
+    "ch07/b1024_lr0.08": _R(_BASE, batch_size=1024, lr=0.08, description="batch 1024, lr 0.08 (x8, linear scaling)"),
     # The AlexNet family, each at its native input size.
     "zoo/d2l_alexnet": _R(_BASE, description="d2l AlexNet"),
     "zoo/half_alexnet": _R(_BASE, model="half_alexnet", description="half-width AlexNet"),
     "zoo/paper_alexnet": _R(_BASE, model="paper_alexnet", description="2012 paper AlexNet (LRN, groups=2)"),
     "zoo/torchvision_alexnet": _R(_BASE, model="torchvision_alexnet", description="torchvision AlexNet"),
+    # Two details of the paper against the d2l baseline: non-overlapping pooling, and the paper's initialisation.
+    "pool/2x2": _R(_BASE, model_kwargs={"pool": "2x2"}, description="2x2 stride-2 max-pooling (not overlapping)"),
+    "init/paper": _R(_BASE, init="paper", description="the paper's init: N(0, 0.01), biases 1 in conv2/4/5, fc6/fc7"),
     # Seed 002's CIFAR-10 experiment, on Fashion-MNIST (3 channels) here, and a fix.
     "seed002/batch4": _R(_BASE, model="torchvision_alexnet", channels=3, batch_size=4, epochs=30,
                          train_limit=10_000, description="torchvision AlexNet, SGD lr 0.01 m 0.9, batch 4, constant lr"),

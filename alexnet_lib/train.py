@@ -85,11 +85,16 @@ def default_device() -> torch.device:
 
 
 def init_weights(net: nn.Module, init: str | None) -> None:
-    """``"xavier"`` (Glorot uniform, as in d2l's AlexNet chapter) or ``None`` (PyTorch's default)."""
+    """``"xavier"`` (Glorot uniform, as in d2l's AlexNet chapter), ``"paper"`` (the 2012 paper's:
+    :func:`alexnet_lib.models.paper_init`) or ``None`` (PyTorch's default)."""
     if init is None:
         return
+    if init == "paper":
+        from .models import paper_init
+        paper_init(net)
+        return
     if init != "xavier":
-        raise ValueError(f"unknown init {init!r}; use 'xavier' or None")
+        raise ValueError(f"unknown init {init!r}; use 'xavier', 'paper' or None")
     for m in net.modules():
         if isinstance(m, nn.Conv2d | nn.Linear):
             nn.init.xavier_uniform_(m.weight)
