@@ -51,16 +51,37 @@ LANGS = ("zh", "en")
 TWIN = {"zh": "[English version →](../en/{name}.ipynb)", "en": "[中文版 →](../zh/{name}.ipynb)"}
 MARKER = re.compile(r"^# %%(?:\s+(md))?(?:\s+(zh|en))?(?:\s+tags=(\S+))?\s*$")
 
+
+def repository_url() -> str:
+    """Where the course is published: ``repository.url`` in ``_config.yml``, the one place that names it."""
+    import yaml
+    return yaml.safe_load((BOOK.parent / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
+
+
+# The hidden first cell. On Colab (or any kernel without the course) it clones the repository, installs the library
+# without its dependencies, then only the dependencies that are missing: a preinstalled torch (Colab's CUDA build) is
+# kept as it is, never replaced by a multi-GB download that may not match the driver.
 SETUP = """\
-# Setup: on Colab (or any fresh kernel) fetch the course (library + recorded runs) and a CJK font;
-# where alexnet_lib is already installed this does nothing.
+# Setup: on Colab (or any fresh kernel) fetch the course (library + recorded runs) and a CJK font, keeping the torch
+# that is installed; where alexnet_lib is already importable this does nothing.
 import importlib.util, sys
 if importlib.util.find_spec("alexnet_lib") is None:
-    !git clone -q --depth 1 https://github.com/alexnet-handson/alexnet-handson /tmp/alexnet-handson
-    !pip install -q -e /tmp/alexnet-handson
+    import importlib.metadata, re, tomllib
+    !git clone -q --depth 1 {url} /tmp/alexnet-handson
+    %pip install -q --no-deps -e /tmp/alexnet-handson
+    with open("/tmp/alexnet-handson/pyproject.toml", "rb") as f:
+        deps = tomllib.load(f)["project"]["dependencies"]
+    def installed(req):
+        try:
+            return bool(importlib.metadata.version(re.match(r"[A-Za-z0-9_.-]+", req)[0]))
+        except importlib.metadata.PackageNotFoundError:
+            return False
+    missing = " ".join(f"'{{r}}'" for r in deps if not installed(r))
+    if missing:
+        %pip install -q {{missing}}
     sys.path.insert(0, "/tmp/alexnet-handson")  # importable in this kernel without a restart
     if "google.colab" in sys.modules:
-        !apt-get -qq install -y fonts-noto-cjk > /dev/null"""
+        !apt-get -qq install -y fonts-noto-cjk > /dev/null""".format(url=repository_url())
 # The page's edge settings, decided here once and passed to the library: the recorded-runs folder and the language
 # (the one line in which the zh and en notebooks differ).
 PAGE = """
