@@ -175,10 +175,10 @@ def final(history: dict, metric: str = "test_acc") -> float:
 class Comparison:
     """Two settings' replicates side by side: means, min-max ranges, difference and whether it exceeds the noise.
 
-    ``verdict`` is ``"effect"`` when the ranges do not overlap and the difference of the means is larger than the
-    run-to-run spread (the widest range of either side, or ``noise`` if that is wider), ``"noise"`` when it is not,
-    and ``"unknown"`` when a side has a single run and no ``noise`` was given: one run cannot tell an effect from a
-    lucky seed.
+    ``verdict`` is ``"effect"`` when both sides have at least two runs, their ranges do not overlap and the
+    difference of the means is larger than the run-to-run spread (the widest range of either side, or ``noise`` if
+    that is wider); ``"noise"`` when the difference is within that spread; ``"unknown"`` otherwise: a single run per
+    side cannot tell an effect from a lucky seed, even when the difference exceeds a ``noise`` measured elsewhere.
     """
 
     a: str
@@ -219,7 +219,7 @@ class Comparison:
         separated = min(hi) > max(lo)
         if not (separated and abs(self.diff) > self.spread):
             return "noise"
-        return "effect" if min(self.n) >= 2 or self.noise is not None else "unknown"
+        return "effect" if min(self.n) >= 2 else "unknown"
 
     def text(self, lang: str = "en", pct: bool = True) -> str:
         """One sentence for the page: the difference, the spread, and what they allow one to say."""
@@ -232,15 +232,19 @@ class Comparison:
             return {"effect": f"{self.b} 比 {self.a} {'高' if self.diff > 0 else '低'} {d}，超过了运行间的波动 {s}"
                               f"{runs_}：这是一个效应。",
                     "noise": f"{self.b} 与 {self.a} 相差 {d}，没有超过运行间的波动 {s}{runs_}：分不出高低。",
-                    "unknown": f"{self.b} 与 {self.a} 相差 {d}，但运行次数太少{runs_}，无法判断这是否超出"
-                               "运行间的波动。"}[self.verdict]
+                    "unknown": f"{self.b} 与 {self.a} 相差 {d}" + (f"，大于重复记录之间的 {s}" if self.spread == self.spread
+                                                                  else "") +
+                               f"，但运行次数太少{runs_}，不知道不同种子之间会差多少，还不能判断。"}[self.verdict]
         runs_ = f" ({na} run{'s' * (na != 1)} of {self.a}, {nb} of {self.b})"
         return {"effect": f"{self.b} is {d} {'higher' if self.diff > 0 else 'lower'} than {self.a}, more than the "
                           f"run-to-run spread of {s}{runs_}: an effect.",
                 "noise": f"{self.b} and {self.a} differ by {d}, within the run-to-run spread of {s}{runs_}: "
                          "we cannot tell them apart.",
-                "unknown": f"{self.b} and {self.a} differ by {d}, but with so few runs{runs_} we cannot tell "
-                           "whether that exceeds the run-to-run spread."}[self.verdict]
+                "unknown": f"{self.b} and {self.a} differ by {d}" + (f", more than the {s} between repeated "
+                                                                       "recordings" if self.spread == self.spread
+                                                                       else "") +
+                           f", but with so few runs{runs_} the spread between seeds is unknown: we cannot tell "
+                           "yet."}[self.verdict]
 
     def __str__(self) -> str:
         rng = lambda v: f"{min(v):.4f}-{max(v):.4f}" if len(v) > 1 else f"{v[0]:.4f}"

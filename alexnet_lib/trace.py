@@ -78,7 +78,9 @@ def valid_sizes(model: nn.Module) -> tuple[int, int | None]:
     c = _in_channels(model)
     native = getattr(model, "image_size", 224)
     if not _runs(model, (c, native, native)):
-        raise ShapeError(f"{type(model).__name__} does not run at its own image_size={native}")
+        raise ShapeError(f"{type(model).__name__} does not run at its own image_size={native}: "
+                         f"{_failure(model, (1, c, native, native))}. Its layers no longer fit together at that size: "
+                         "a changed layer needs the layers after it changed too")
     lo, hi = 1, native  # smallest working side in (lo, hi]
     if _runs(model, (c, 1, 1)):
         hi = 1
@@ -109,9 +111,9 @@ def _describe_sizes(model: nn.Module) -> str:
     return f"{c} channel(s) and {lo}x{lo} to {hi}x{hi} pixels (smallest valid input: {c}x{lo}x{lo})"
 
 
-def diagnose(model: nn.Module, shape: tuple[int, ...]) -> ShapeError:
-    """Run ``model`` on a meta input of ``shape`` (with batch) and explain where and why it breaks."""
-    name = type(model).__name__
+def _failure(model: nn.Module, shape: tuple[int, ...]) -> str:
+    """Why ``model`` fails on a meta input of ``shape`` (with batch): the layer it breaks at, what that layer got, and
+    PyTorch's reason."""
     entered: list[tuple[str, nn.Module, tuple]] = []
     hooks = []
     for n, m in model.named_modules():
@@ -131,8 +133,13 @@ def diagnose(model: nn.Module, shape: tuple[int, ...]) -> ShapeError:
             h.remove()
     if len(shape) != 4:
         reason = f"expected a 4-D batch (N, C, H, W), got {len(shape)}-D shape {tuple(shape)}"
-    return ShapeError(f"{name} cannot take an input of shape {tuple(shape)}: {reason}. "
-                      f"This model needs {_describe_sizes(model)}.")
+    return reason
+
+
+def diagnose(model: nn.Module, shape: tuple[int, ...]) -> ShapeError:
+    """Run ``model`` on a meta input of ``shape`` (with batch) and explain where and why it breaks."""
+    return ShapeError(f"{type(model).__name__} cannot take an input of shape {tuple(shape)}: "
+                      f"{_failure(model, shape)}. This model needs {_describe_sizes(model)}.")
 
 
 def check_input(model: nn.Module, x: torch.Tensor) -> None:

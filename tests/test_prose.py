@@ -56,7 +56,9 @@ def test_compare_calls_an_effect_only_beyond_the_spread():
     assert runs.compare(a, [_h(0.9115), _h(0.913), _h(0.912)]).verdict == "noise"
     one = runs.compare([_h(0.91)], [_h(0.93)])
     assert one.verdict == "unknown" and "so few runs" in one.text("en")
-    assert runs.compare([_h(0.91)], [_h(0.93)], noise=0.003).verdict == "effect"
+    assert runs.compare([_h(0.91)], [_h(0.93)], noise=0.003).verdict == "unknown"  # one run each: no seed spread
+    assert runs.compare([_h(0.91), _h(0.912)], [_h(0.93), _h(0.931)], noise=0.003).verdict == "effect"
+    assert runs.compare([_h(0.91), _h(0.912)], [_h(0.93), _h(0.931)], noise=0.05).verdict == "noise"
     c = runs.compare(a, [_h(0.920), _h(0.921), _h(0.922)], names=("base", "new"))
     assert abs(c.diff - 0.01) < 1e-9 and c.n == (3, 3) and "0.002" in str(c)
     assert "效应" in c.text("zh")

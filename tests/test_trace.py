@@ -30,3 +30,14 @@ def test_valid_sizes():
     assert valid_sizes(models.paper_alexnet()) == (227, 258)
     assert valid_sizes(models.torchvision_alexnet()) == (63, None)
     assert valid_sizes(models.lenet()) == (28, 31)
+
+
+def test_a_changed_layer_is_named():
+    """A model whose layers no longer fit at its own size says which layer breaks (chapter 1, exercise 1)."""
+    import torch
+    from alexnet_lib import models
+    from alexnet_lib.trace import ShapeError
+    net = models.d2l_alexnet()
+    net.features[0].stride = (2, 2)
+    with pytest.raises(ShapeError, match=r"image_size=224: layer classifier\.0 .* got shape \(1, 36864\)"):
+        net(torch.zeros(1, 1, 224, 224))
