@@ -35,7 +35,6 @@ def plot_activations(names: Sequence[str] = ("relu", "sigmoid", "tanh"), x_max: 
     import torch
 
     lang = lang or page_lang()
-    zh = lang == "zh"
     x = torch.linspace(-x_max, x_max, 1201)
     fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=figsize)
     for name in names:
@@ -50,12 +49,11 @@ def plot_activations(names: Sequence[str] = ("relu", "sigmoid", "tanh"), x_max: 
                 ax.fill_between(x.numpy(), 0, 1, where=flat, transform=ax.get_xaxis_transform(), color="tab:red",
                                 alpha=0.10, lw=0)
             share = flat.mean()
-            note = (f"f′ < {saturation:g}：占区间的 {share:.0%}" if zh
-                    else f"f′ < {saturation:g} on {share:.0%} of the range")
+            note = t("saturated_share", lang, saturation=saturation, share=share)
             ax_d.text(0.02, 0.97, note, transform=ax_d.transAxes, va="top", fontsize=9, color="tab:red")
     arg = "x" if scale == 1 else f"{scale:g}·x"
-    ax_f.set_title(f"{'激活函数' if zh else 'activation'} f({arg})")
-    ax_d.set_title(f"{'导数' if zh else 'derivative'} d/dx f({arg})")
+    ax_f.set_title(t("activation_of", lang, arg=arg))
+    ax_d.set_title(t("derivative_of", lang, arg=arg))
     for ax in (ax_f, ax_d):
         ax.set_xlabel("x")
         ax.axhline(0, color="0.6", lw=0.8)
@@ -92,7 +90,6 @@ def plot_dropout(x, p: float, seed: int = 0, lang: str | None = None, figsize=No
     import torch
 
     lang = lang or page_lang()
-    zh = lang == "zh"
     x = torch.as_tensor(x, dtype=torch.float32)
     x2 = x.reshape(1, -1) if x.dim() == 1 else x
     keep = torch.rand(x2.shape, generator=torch.Generator().manual_seed(seed)) >= p
@@ -101,10 +98,8 @@ def plot_dropout(x, p: float, seed: int = 0, lang: str | None = None, figsize=No
     vector = x2.shape[0] == 1
     fig, axes = plt.subplots(1, 3, figsize=figsize or ((11, 1.5) if vector else (9, 3.2)), layout="constrained")
     n, k = keep.numel(), int(keep.sum())
-    titles = ((f"输入 x，均值 {x2.mean():.3f}", f"掩码（白 = 保留）：{k}/{n}，p = {p:g}",
-               f"输出 x·掩码/(1−p)，均值 {out.mean():.3f}") if zh else
-              (f"input x, mean {x2.mean():.3f}", f"mask (white = kept): {k} of {n}, p = {p:g}",
-               f"output x·mask/(1−p), mean {out.mean():.3f}"))
+    titles = (t("dropout_input", lang, mean=x2.mean().item()), t("dropout_mask", lang, kept=k, n=n, p=p),
+              t("dropout_output", lang, mean=out.mean().item()))
     panels = [(x2, "viridis", lo, hi), (keep.float(), "gray", 0, 1), (out, "viridis", lo, hi)]
     for ax, (img, cmap, vmin, vmax), title in zip(axes, panels, titles):
         ax.imshow(img.numpy(), cmap=cmap, vmin=vmin, vmax=vmax)

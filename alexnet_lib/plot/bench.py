@@ -5,28 +5,26 @@ import re
 
 import matplotlib.pyplot as plt
 
-from .common import BENCH_LABELS, page_lang, t
+from .common import page_lang, t
 
 __all__ = ["bench_provenance", "bench_label", "plot_bench", "plot_roofline"]
 
 
 def bench_provenance(result: dict, lang: str | None = None) -> str:
     """'NVIDIA H100 80GB HBM3 · 2026-11-23 · torch 2.11.0+cu130 · d2l_alexnet 224px · bf16 peak 774 TFLOP/s (measured)'."""
-    zh = (lang or page_lang()) == "zh"
     parts = [result.get("device_name", "?"), result.get("date", "?"), f"torch {result.get('torch', '?')}",
              f"{result.get('model', '?')} {result.get('image_size', '?')}px"]
     if result.get("peak_bf16_tflops"):
-        parts.append(f"bf16 峰值 {result['peak_bf16_tflops']:.0f} TFLOP/s（实测）" if zh
-                     else f"bf16 peak {result['peak_bf16_tflops']:.0f} TFLOP/s (measured)")
+        parts.append(t("peak_measured", lang, tflops=result["peak_bf16_tflops"]))
     return " · ".join(str(p) for p in parts)
 
 
 def bench_label(name: str, lang: str | None = None) -> str:
-    """A bench row's name (``alexnet_lib.bench.CONFIGS``) in ``lang``, from :data:`.common.BENCH_LABELS`; a number in
-    the name (``"+ batch 2048"``) is carried over. An unknown name is a KeyError, so a new row cannot stay English."""
-    lang = lang or page_lang()
+    """A bench row's name (``alexnet_lib.bench.CONFIGS``) in ``lang``, from the label table (key ``"bench:" + name``);
+    a number in the name (``"+ batch 2048"``) is carried over. An unknown name is a KeyError, so a new row cannot
+    stay English on a Chinese chart."""
     numbers = re.findall(r"\b\d+\b", name)
-    return BENCH_LABELS[re.sub(r"\b\d+\b", "{}", name)][lang].format(*numbers)
+    return t("bench:" + re.sub(r"\b\d+\b", "{}", name), lang).format(*numbers)
 
 
 def plot_bench(result: dict, lang: str | None = None, title: str | None = None, figsize=(8, 4.2)):
@@ -59,7 +57,6 @@ def plot_roofline(result: dict, target_img_per_s: float | None = None, lang: str
     import numpy as np
 
     lang = lang or page_lang()
-    zh = lang == "zh"
     flops, peak = result["train_flops_per_image"], result["peak_bf16_tflops"]
     rows = result["rows"]
     limit = peak * 1e12 / flops  # images/s at 100% of the peak
@@ -67,12 +64,12 @@ def plot_roofline(result: dict, target_img_per_s: float | None = None, lang: str
     x = np.geomspace(min(r["img_per_s"] for r in rows) / 5, limit * 2, 200)
     ax.loglog(x, np.minimum(x * flops / 1e12, peak), color="0.3", lw=1.5)
     ax.axhline(peak, color="tab:red", ls="--", lw=1,
-               label=(f"实测 bf16 峰值 {peak:.0f} TFLOP/s" if zh else f"measured bf16 peak {peak:.0f} TFLOP/s"))
+               label=t("roof_peak", lang, peak=peak))
     ax.axvline(limit, color="tab:red", ls=":", lw=1,
-               label=(f"峰值对应 {limit:,.0f} 图像/秒" if zh else f"peak means {limit:,.0f} images/s"))
+               label=t("roof_limit", lang, limit=limit))
     if target_img_per_s:
         ax.axvline(target_img_per_s, color="tab:green", ls="-.", lw=1,
-                   label=(f"目标 {target_img_per_s:,.0f} 图像/秒" if zh else f"target {target_img_per_s:,.0f} images/s"))
+                   label=t("roof_target", lang, target=target_img_per_s))
     for i, r in enumerate(rows, 1):
         tf = r["img_per_s"] * flops / 1e12
         ax.plot(r["img_per_s"], tf, "o", ms=6, color="0.6" if i == 1 else "tab:blue")
@@ -83,13 +80,13 @@ def plot_roofline(result: dict, target_img_per_s: float | None = None, lang: str
     ax.text(0.02, 0.97, legend, transform=ax.transAxes, va="top", fontsize=8.5, linespacing=1.4,
             bbox=dict(facecolor="white", edgecolor="0.8", alpha=0.9))
     ax.set_xlabel(t("train_img_per_s", lang))
-    ax.set_ylabel("达到的 TFLOP/s" if zh else "achieved TFLOP/s")
+    ax.set_ylabel(t("achieved_tflops", lang))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
-    fig.text(0.01, 0.01, bench_provenance(result, lang) + (f" · 每张图像训练 FLOPs {flops / 1e9:.2f} G" if zh else
-             f" · training FLOPs per image {flops / 1e9:.2f} G"), fontsize=7, color="0.35", va="bottom")
+    fig.text(0.01, 0.01, bench_provenance(result, lang) + t("flops_per_image", lang, gflops=flops / 1e9),
+             fontsize=7, color="0.35", va="bottom")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 

@@ -11,13 +11,15 @@ import warnings
 import matplotlib
 from matplotlib import font_manager
 
-__all__ = ["CJK_FONTS", "LABELS", "BENCH_LABELS", "setup_fonts", "set_lang", "page_lang", "t", "provenance"]
+__all__ = ["CJK_FONTS", "LABELS", "setup_fonts", "set_lang", "page_lang", "t", "provenance"]
 
 CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
              "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC"]
 
-# Every label a figure draws, in both languages: the one table (figures look up t(key, lang)).
+# Every word a figure draws, in both languages: the one table. Figures look labels up with t(key, lang, **fields);
+# a label may hold str.format fields ("epoch {epoch}"), filled in by the figure.
 LABELS = {
+    # training curves and recorded runs
     "epoch": {"en": "epoch", "zh": "迭代周期"},
     "loss": {"en": "training loss", "zh": "训练损失"},
     "train_acc": {"en": "train acc", "zh": "训练准确率"},
@@ -26,29 +28,56 @@ LABELS = {
     "img_per_s": {"en": "images/s", "zh": "图像/秒"},
     "seconds": {"en": "seconds", "zh": "秒"},
     "recorded": {"en": "recorded run", "zh": "记录的运行"},
+    "profile": {"en": "profile {name}", "zh": "配置 {name}"},
+    "gap": {"en": "train acc − test acc", "zh": "训练准确率 − 测试准确率"},
+    "epoch1_off_scale": {"en": "epoch 1 off the scale", "zh": "第 1 个迭代周期在图外"},
+    "wall_s": {"en": "wall-clock time since the start (s)", "zh": "从开始运行算起的时间（秒）"},
+    "reached_at": {"en": "epoch {epoch}, {seconds:.1f} s", "zh": "第 {epoch} 轮，{seconds:.1f} 秒"},
+    # images, activations, dropout
+    "original": {"en": "original", "zh": "原图"},
+    "layer": {"en": "layer", "zh": "层"},
+    "grad_norm": {"en": "‖∂loss/∂W‖ (log scale)", "zh": "‖∂损失/∂W‖（对数坐标）"},
+    "activation_of": {"en": "activation f({arg})", "zh": "激活函数 f({arg})"},
+    "derivative_of": {"en": "derivative d/dx f({arg})", "zh": "导数 d/dx f({arg})"},
+    "saturated_share": {"en": "f′ < {saturation:g} on {share:.0%} of the range",
+                        "zh": "f′ < {saturation:g}：占区间的 {share:.0%}"},
+    "dropout_input": {"en": "input x, mean {mean:.3f}", "zh": "输入 x，均值 {mean:.3f}"},
+    "dropout_mask": {"en": "mask (white = kept): {kept} of {n}, p = {p:g}", "zh": "掩码（白 = 保留）：{kept}/{n}，p = {p:g}"},
+    "dropout_output": {"en": "output x·mask/(1−p), mean {mean:.3f}", "zh": "输出 x·掩码/(1−p)，均值 {mean:.3f}"},
+    # inside a trained network
+    "true_class": {"en": "true class", "zh": "真实类别"},
+    "pred_class": {"en": "predicted class", "zh": "预测类别"},
+    "input": {"en": "input", "zh": "输入"},
+    # throughput and the roofline
+    "train_img_per_s": {"en": "training images/s", "zh": "训练速度（图像/秒）"},
+    "peak_measured": {"en": "bf16 peak {tflops:.0f} TFLOP/s (measured)", "zh": "bf16 峰值 {tflops:.0f} TFLOP/s（实测）"},
+    "roof_peak": {"en": "measured bf16 peak {peak:.0f} TFLOP/s", "zh": "实测 bf16 峰值 {peak:.0f} TFLOP/s"},
+    "roof_limit": {"en": "peak means {limit:,.0f} images/s", "zh": "峰值对应 {limit:,.0f} 图像/秒"},
+    "roof_target": {"en": "target {target:,.0f} images/s", "zh": "目标 {target:,.0f} 图像/秒"},
+    "achieved_tflops": {"en": "achieved TFLOP/s", "zh": "达到的 TFLOP/s"},
+    "flops_per_image": {"en": " · training FLOPs per image {gflops:.2f} G", "zh": " · 每张图像训练 FLOPs {gflops:.2f} G"},
+    # two GPUs
+    "image": {"en": "image", "zh": "图像"},
+    "reads_own": {"en": "reads only its own GPU's maps", "zh": "只读本 GPU 上的特征图"},
+    "reads_both": {"en": "reads both GPUs' outputs (exchange first)", "zh": "读两块 GPU 的输出（先交换数据）"},
+    "towers_title": {"en": "AlexNet in 2012: half of each layer's kernels or neurons on GPU 1, half on GPU 2",
+                     "zh": "2012 年的 AlexNet：每层的卷积核或神经元一半在 GPU 1、一半在 GPU 2"},
+    "one_gpu": {"en": "1 GPU, batch {per_gpu}", "zh": "1 块 GPU，批量 {per_gpu}"},
+    "gpus": {"en": "{n} GPUs, {per_gpu} per GPU (global {total})", "zh": "{n} 块 GPU，每块 {per_gpu}（全局 {total}）"},
+    "bench_row": {"en": "bench, {row}", "zh": "基准，{row}"},
+    "training_row": {"en": "training, {row}", "zh": "训练，{row}"},
+    "twice_one_gpu": {"en": "2 × one GPU (bench) ", "zh": "2 × 1 块 GPU（基准） "},
+    "ddp_img_per_s": {"en": "training images/s (all GPUs together)", "zh": "训练速度（图像/秒，所有 GPU 合计）"},
+    "bench": {"en": "bench", "zh": "基准"},
+    "ddp_training_note": {"en": "training (median images/s from epoch 2 on): ", "zh": "训练（第 2 轮起每秒图像数的中位数）："},
 }
-LABELS["gap"] = {"en": "train acc − test acc", "zh": "训练准确率 − 测试准确率"}
-LABELS["original"] = {"en": "original", "zh": "原图"}
-LABELS["layer"] = {"en": "layer", "zh": "层"}
-LABELS["grad_norm"] = {"en": "‖∂loss/∂W‖ (log scale)", "zh": "‖∂损失/∂W‖（对数坐标）"}
-LABELS["true_class"] = {"en": "true class", "zh": "真实类别"}
-LABELS["pred_class"] = {"en": "predicted class", "zh": "预测类别"}
-LABELS["input"] = {"en": "input", "zh": "输入"}
-# Bench rows (alexnet_lib.bench.CONFIGS): "+ batch N" is one entry, so a new batch size is translated too.
-BENCH_LABELS = {
-    "seeds' loop": {"en": "seeds' loop", "zh": "种子代码的循环"},
-    "+ GPU-resident data": {"en": "+ GPU-resident data", "zh": "+ 数据常驻 GPU"},
-    "+ no .item() per step": {"en": "+ no .item() per step", "zh": "+ 不再每步 .item()"},
-    "+ bf16 autocast": {"en": "+ bf16 autocast", "zh": "+ bf16 自动混合精度"},
-    "+ channels_last": {"en": "+ channels_last", "zh": "+ channels_last"},
-    "+ fused SGD": {"en": "+ fused SGD", "zh": "+ 融合 SGD"},
-    "+ batch {}": {"en": "+ batch {}", "zh": "+ 批量 {}"},
-    "+ torch.compile": {"en": "+ torch.compile", "zh": "+ torch.compile"},
-    "+ space-to-depth conv1": {"en": "+ space-to-depth conv1", "zh": "+ space-to-depth 第一层卷积"},
-    "+ CUDA graphs": {"en": "+ CUDA graphs", "zh": "+ CUDA graphs"},
-}
-LABELS["train_img_per_s"] = {"en": "training images/s", "zh": "训练速度（图像/秒）"}
-LABELS["wall_s"] = {"en": "wall-clock time since the start (s)", "zh": "从开始运行算起的时间（秒）"}
+# Bench rows, keyed "bench:" + alexnet_lib.bench's own row name; "+ batch {}" covers every batch size.
+LABELS.update({f"bench:{en}": {"en": en, "zh": zh} for en, zh in [
+    ("seeds' loop", "种子代码的循环"), ("+ GPU-resident data", "+ 数据常驻 GPU"),
+    ("+ no .item() per step", "+ 不再每步 .item()"), ("+ bf16 autocast", "+ bf16 自动混合精度"),
+    ("+ channels_last", "+ channels_last"), ("+ fused SGD", "+ 融合 SGD"), ("+ batch {}", "+ 批量 {}"),
+    ("+ torch.compile", "+ torch.compile"), ("+ space-to-depth conv1", "+ space-to-depth 第一层卷积"),
+    ("+ CUDA graphs", "+ CUDA graphs")]})
 
 
 def setup_fonts() -> str | None:
@@ -82,18 +111,18 @@ def page_lang() -> str:
     """The language set by :func:`set_lang` (``"en"`` until then). Figures take ``lang=`` to override it."""
     return _LANG["lang"]
 
-def t(key: str, lang: str | None = None) -> str:
-    """A label from :data:`LABELS` in ``lang`` (default: :func:`page_lang`)."""
-    return LABELS[key][lang or page_lang()]
+def t(key: str, lang: str | None = None, **fields) -> str:
+    """The label ``key`` of :data:`LABELS` in ``lang`` (default: :func:`page_lang`), its ``{fields}`` filled in."""
+    text = LABELS[key][lang or page_lang()]
+    return text.format(**fields) if fields else text
 
 
 def provenance(history: dict, lang: str | None = None) -> str:
     """'NVIDIA H100 80GB HBM3 · 2026-11-23 · torch 2.11.0 · full Fashion-MNIST 224px · bs 128 · sgd lr 0.01'."""
     s = history.get("settings", {})
     data = s.get("data", "")
-    zh = (lang or page_lang()) == "zh"
     parts = [history.get("device_name", history.get("device", "?")), history.get("date", "?"),
-             f"torch {history.get('torch', '?')}", ("配置 " if zh else "profile ") + history.get("profile", "?")]
+             f"torch {history.get('torch', '?')}", t("profile", lang, name=history.get("profile") or "?")]
     if data:
         parts.append(data)
     if s.get("image_size"):

@@ -72,8 +72,7 @@ def plot_generalization(runs: dict[str, dict], title: str | None = None, lang: s
         pad = 0.1 * (hi - lo) or 0.01
         ax.set_ylim(lo - pad, hi + pad)
         if any(not lo - pad <= h["epochs"][0]["gap"] <= hi + pad for h in with_gap.values()):
-            note = "第 1 个迭代周期在图外" if lang == "zh" else "epoch 1 off the scale"
-            ax.text(0.98, 0.03, note, transform=ax.transAxes, fontsize=8, color="0.4", ha="right")
+            ax.text(0.98, 0.03, t("epoch1_off_scale", lang), transform=ax.transAxes, fontsize=8, color="0.4", ha="right")
     return fig
 
 
@@ -86,7 +85,6 @@ def plot_time_to_accuracy(runs: dict[str, dict], target: float, lang: str | None
     from ..runs import wall_clock
 
     lang = lang or page_lang()
-    zh = lang == "zh"
     fig, (ax_e, ax_s) = plt.subplots(1, 2, figsize=figsize)
     lo = min(e["test_acc"] for h in runs.values() for e in h["epochs"])
     hits = 0
@@ -100,7 +98,7 @@ def plot_time_to_accuracy(runs: dict[str, dict], target: float, lang: str | None
             if hit is not None:
                 ax.plot(xs[hit], acc[hit], "*", ms=14, color=line.get_color())
         if hit is not None:  # labels stacked below and to the right of the stars, so several runs don't overlap
-            ax_s.annotate((f"第 {hit + 1} 轮，{secs[hit]:.1f} 秒" if zh else f"epoch {hit + 1}, {secs[hit]:.1f} s"),
+            ax_s.annotate(t("reached_at", lang, epoch=hit + 1, seconds=secs[hit]),
                           (secs[hit], acc[hit]), textcoords="offset points", xytext=(10, -14 - 11 * hits),
                           ha="left", fontsize=8, color=line.get_color())
             hits += 1

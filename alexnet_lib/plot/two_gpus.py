@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib
 import matplotlib.pyplot as plt
 
-from .common import page_lang, provenance
+from .common import page_lang, provenance, t
 
 __all__ = ["two_tower_layers", "draw_two_towers", "plot_ddp_throughput"]
 
@@ -41,7 +41,6 @@ def draw_two_towers(net=None, lang: str | None = None, figsize=(9, 3.2)):
     from ..models import paper_alexnet
 
     lang = lang or page_lang()
-    zh = lang == "zh"
     net = paper_alexnet() if net is None else net
     layers = two_tower_layers(net)
     rows = {1: 1.0, 2: 0.0}  # GPU -> y
@@ -58,7 +57,7 @@ def draw_two_towers(net=None, lang: str | None = None, figsize=(9, 3.2)):
             arrowstyle="-|>", color="tab:red" if cross else "0.45", lw=1.6 if cross else 1.2, shrinkA=1, shrinkB=1))
 
     size = getattr(net, "image_size", 227)
-    box(-0.05, 0.5, 1.56, f"{'图像' if zh else 'image'}\n{net.in_channels}×\n{size}×{size}", "0.92", width=0.8)
+    box(-0.05, 0.5, 1.56, f"{t('image', lang)}\n{net.in_channels}×\n{size}×{size}", "0.92", width=0.8)
     for i, layer in enumerate(layers, 1):
         split = layer["per_gpu"] is not None
         color = "#cfe3f5" if layer["name"].startswith("conv") else "#f6dcc4"
@@ -78,26 +77,22 @@ def draw_two_towers(net=None, lang: str | None = None, figsize=(9, 3.2)):
             ax.text(i, 0.5, "groups=2", ha="center", va="center", fontsize=8.5, color="0.35")
     for g, y in rows.items():
         ax.text(-0.5, y, f"GPU {g}", ha="right", va="center", fontsize=11, fontweight="bold")
-    ax.plot([], [], color="0.45", lw=1.2, label="只读本 GPU 上的特征图" if zh else "reads only its own GPU's maps")
-    ax.plot([], [], color="tab:red", lw=1.6, label="读两块 GPU 的输出（先交换数据）" if zh
-            else "reads both GPUs' outputs (exchange first)")
+    ax.plot([], [], color="0.45", lw=1.2, label=t("reads_own", lang))
+    ax.plot([], [], color="tab:red", lw=1.6, label=t("reads_both", lang))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=9.5, frameon=False)
     ax.set_xlim(-1.3, len(layers) + 0.45)
     ax.set_ylim(-0.5, 1.5)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title("2012 年的 AlexNet：每层的卷积核或神经元一半在 GPU 1、一半在 GPU 2" if zh else
-                 "AlexNet in 2012: half of each layer's kernels or neurons on GPU 1, half on GPU 2", fontsize=11)
+    ax.set_title(t("towers_title", lang), fontsize=11)
     fig.tight_layout()
     return fig
 
 
-def _ddp_row_label(world_size: int, per_gpu: int, zh: bool) -> str:
+def _ddp_row_label(world_size: int, per_gpu: int, lang: str) -> str:
     if world_size == 1:
-        return f"1 块 GPU，批量 {per_gpu}" if zh else f"1 GPU, batch {per_gpu}"
-    g = world_size * per_gpu
-    return (f"{world_size} 块 GPU，每块 {per_gpu}（全局 {g}）" if zh
-            else f"{world_size} GPUs, {per_gpu} per GPU (global {g})")
+        return t("one_gpu", lang, per_gpu=per_gpu)
+    return t("gpus", lang, n=world_size, per_gpu=per_gpu, total=world_size * per_gpu)
 
 
 def plot_ddp_throughput(bench_1gpu: dict, bench_2gpu: dict, runs: dict[str, dict] | None = None,
@@ -112,17 +107,16 @@ def plot_ddp_throughput(bench_1gpu: dict, bench_2gpu: dict, runs: dict[str, dict
     import statistics
 
     lang = lang or page_lang()
-    zh = lang == "zh"
     one = bench_1gpu["rows"][0]
-    bars = [(("基准，" if zh else "bench, ") + _ddp_row_label(1, one["batch"], zh), one["img_per_s"], one["img_per_s"])]
-    bars += [(("基准，" if zh else "bench, ") + _ddp_row_label(r["world_size"], r["batch"], zh), r["img_per_s"],
+    bars = [(t("bench_row", lang, row=_ddp_row_label(1, one["batch"], lang)), one["img_per_s"], one["img_per_s"])]
+    bars += [(t("bench_row", lang, row=_ddp_row_label(r["world_size"], r["batch"], lang)), r["img_per_s"],
               one["img_per_s"]) for r in bench_2gpu["rows"]]
     ref = None
     for h in (runs or {}).values():
         s = h["settings"]
         med = statistics.median(e["img_per_s"] for e in h["epochs"][1:])
         ref = ref or med
-        bars.append((("训练，" if zh else "training, ") + _ddp_row_label(s["world_size"], s["batch_size"], zh), med, ref))
+        bars.append((t("training_row", lang, row=_ddp_row_label(s["world_size"], s["batch_size"], lang)), med, ref))
     fig, ax = plt.subplots(figsize=figsize)
     y = list(range(len(bars)))[::-1]
     colors = ["0.6" if v == r else "tab:blue" for _, v, r in bars]
@@ -131,20 +125,20 @@ def plot_ddp_throughput(bench_1gpu: dict, bench_2gpu: dict, runs: dict[str, dict
         ax.text(v, yi, f"{v:,.0f}  ({v / r:.2f}×)  ", va="center", ha="right", fontsize=9.5, color="white",
                 fontweight="bold")
     ax.axvline(2 * one["img_per_s"], color="tab:red", ls="--", lw=1)
-    ax.text(2 * one["img_per_s"], y[0] + 0.45, "2 × 1 块 GPU（基准） " if zh else "2 × one GPU (bench) ",
+    ax.text(2 * one["img_per_s"], y[0] + 0.45, t("twice_one_gpu", lang),
             color="tab:red", fontsize=8, ha="right")
     ax.set_yticks(y, [b[0] for b in bars], fontsize=10)
-    ax.set_xlabel("训练速度（图像/秒，所有 GPU 合计）" if zh else "training images/s (all GPUs together)")
+    ax.set_xlabel(t("ddp_img_per_s", lang))
     ax.set_xlim(0, 2.35 * one["img_per_s"])
     ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.set_ylim(-0.6, len(bars) - 0.1)
     ax.grid(alpha=0.3, axis="x")
     cfg = ", ".join(n for k, n in (("amp", "bf16"), ("channels_last", "channels_last"), ("fused", "fused SGD"))
                     if one.get(k))
-    notes = [f"{'基准' if zh else 'bench'}: {bench_1gpu.get('device_name', '?')} · {bench_1gpu.get('date', '?')} · "
+    notes = [f"{t('bench', lang)}: {bench_1gpu.get('device_name', '?')} · {bench_1gpu.get('date', '?')} · "
              f"torch {bench_1gpu.get('torch', '?')} · {bench_1gpu.get('model', '?')} {bench_1gpu.get('image_size', '?')}px"
              f" · {cfg} · {one.get('steps', '?')} steps"]
-    head = "训练（第 2 轮起每秒图像数的中位数）：" if zh else "training (median images/s from epoch 2 on): "
+    head = t("ddp_training_note", lang)
     notes += [head + p for p in sorted({provenance(h, lang) for h in (runs or {}).values()})]
     fig.text(0.01, 0.01, "\n".join(notes), fontsize=7, color="0.35", va="bottom")
     fig.tight_layout(rect=(0, 0.03 + 0.03 * len(notes), 1, 1))
