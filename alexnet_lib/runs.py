@@ -65,24 +65,25 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
-def find_root(start: str | os.PathLike = ".") -> Path:
+def find_root(start: str | os.PathLike = ".") -> Path | None:
     """The recorded-runs folder for a page run from ``start``: ``start/runs``, ``start/../runs`` (a notebook in
-    ``book/zh`` or ``book/en``), ``start/book/runs`` (the repository), then the Colab clone. An edge helper: the
-    notebooks' setup cell calls it once and passes the answer to :func:`set_root`."""
+    ``book/zh`` or ``book/en``), ``start/book/runs`` (the repository), then the Colab clone; ``None`` if there is
+    none (an installed wheel alone has no recorded runs). An edge helper: the notebooks' setup cell calls it once and
+    passes the answer to :func:`set_root`."""
     start = Path(start).resolve()
-    candidates = [start / "runs", start.parent / "runs", start / "book" / "runs", CLONE_RUNS]
-    for candidate in candidates:
+    for candidate in (start / "runs", start.parent / "runs", start / "book" / "runs", CLONE_RUNS):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"no recorded-runs folder in {', '.join(map(str, candidates))}; clone the course "
-                            "repository (its book/runs holds them) and pass that folder to runs.set_root()")
+    return None
 
 
-def set_root(path: str | os.PathLike) -> Path:
-    """Use ``path`` for every later :func:`load` and :func:`available` that is not given ``root=``."""
-    path = Path(path).resolve()
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a folder of recorded runs")
+def set_root(path: str | os.PathLike | None) -> Path | None:
+    """Use ``path`` for every later :func:`load` and :func:`available` that is not given ``folder=``; ``None``
+    leaves no folder set (then :func:`load` says how to get one)."""
+    if path is not None:
+        path = Path(path).resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path} is not a folder of recorded runs")
     _ROOT["path"] = path
     return path
 
@@ -90,8 +91,9 @@ def set_root(path: str | os.PathLike) -> Path:
 def root() -> Path:
     """The folder set by :func:`set_root`."""
     if _ROOT["path"] is None:
-        raise FileNotFoundError("no recorded-runs folder set: pass root= or call runs.set_root(folder) first "
-                                "(the notebooks' setup cell calls runs.set_root(runs.find_root()))")
+        raise FileNotFoundError("no recorded-runs folder set: the recorded runs live in the course repository's "
+                                "book/runs (git clone it), then pass folder= or call runs.set_root(that folder); the "
+                                "notebooks' setup cell does runs.set_root(runs.find_root())")
     return _ROOT["path"]
 
 
