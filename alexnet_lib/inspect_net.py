@@ -169,7 +169,8 @@ def mistakes_report(net: nn.Module, test_iter: Iterable, k: int = 16, device: to
                     **provenance) -> dict:
     """What a trained network gets wrong, as a small JSON-friendly dict: test accuracy, the confusion matrix, and
     the ``k`` most confident mistakes (test-set index, true class, predicted class, its probability, and the true
-    class's probability). ``provenance`` (run name, device, date, ...) is stored alongside.
+    class's probability). ``provenance`` (run name, device, date, ...) is stored alongside. The command line adds each
+    mistaken image's 28x28 pixels (``pixels_hex``), so the page can show them without the full data set.
 
     Chapter 11 reads the one recorded from the fully trained network (``book/runs/ch11/mistakes.json``), made on a
     GPU with ``python -m alexnet_lib.inspect_net --checkpoint CKPT --out book/runs/ch11/mistakes.json``.
@@ -220,6 +221,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         report = mistakes_report(net, test_iter, args.k, device, run=args.run, model=args.model,
                                  device_name=torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                                  torch=torch.__version__, date=datetime.date.today().isoformat())
+    from .data import fashion_mnist  # the 28x28 originals of the mistaken images, so a page can show them
+    originals = fashion_mnist(train=False, source=args.source).data
+    for m in report["mistakes"]:
+        m["pixels_hex"] = bytes(originals[m["index"]].numpy().tobytes()).hex()  # 28x28 uint8, row by row
     save_json(report, args.out)
     print(f"{args.out}: test accuracy {report['test_acc']:.4f} on {report['test_images']:,} images, "
           f"{len(report['mistakes'])} most confident mistakes")
