@@ -63,6 +63,7 @@ def _field_options() -> dict[str, dict]:
         "data_path": dict(choices=["gpu", "loader"], help="default: gpu with CUDA, else loader"),
         "compile": dict(nargs="?", const=True, metavar="MODE",
                         help="torch.compile the model (optionally with a mode, e.g. reduce-overhead)"),
+        "bucket_cap_mb": dict(type=_positive_float, metavar="MiB"), "comm_hook": dict(choices=["bf16"]),
         "check_every": dict(type=_positive_int), "seed": dict(type=int),
         "profile": dict(choices=list(PROFILES), help="default: $ALEXNET_PROFILE, else full with CUDA"),
     }

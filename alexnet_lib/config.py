@@ -68,6 +68,11 @@ class TrainConfig:
     tta: bool = False                 # evaluate on each test image and its mirror
     item_every_step: bool = False     # read the loss with .item() after every step (a host sync; for measuring it)
     check_every: int = 50             # on a GPU, check the loss for NaN/inf every this many steps
+    # several GPUs: DistributedDataParallel's options (used only under torchrun; see alexnet_lib.dist.wrap)
+    bucket_cap_mb: float | None = None  # gradient buckets of this many MiB (None: DDP's 25)
+    gradient_as_bucket_view: bool = False  # gradients live in the all-reduce buckets (no copies)
+    static_graph: bool = False        # every step uses the same parameters (DDP skips its per-step checks)
+    comm_hook: str | None = None      # "bf16": all-reduce the gradients in bf16 (half the bytes)
     # run
     seed: int = 0
     profile: str | None = None        # the profile this config was sized for (None: not by a profile)
@@ -83,6 +88,13 @@ class TrainConfig:
             raise ValueError(f"data_path must be 'gpu', 'loader' or None, not {self.data_path!r}")
         if self.profile not in (None, *PROFILES):
             raise ValueError(f"unknown profile {self.profile!r}; use one of {list(PROFILES)}")
+        if self.comm_hook not in (None, "bf16"):
+            raise ValueError(f"comm_hook must be 'bf16' or None, not {self.comm_hook!r}")
+        if self.bucket_cap_mb is not None and not self.bucket_cap_mb > 0:
+            raise ValueError(f"bucket_cap_mb must be greater than 0 (MiB), not {self.bucket_cap_mb}")
+        if self.bucket_cap_mb is not None and self.compile and self.bucket_cap_mb < 1:
+            raise ValueError(f"bucket_cap_mb {self.bucket_cap_mb} is below 1 MiB, DDP's first bucket, which "
+                             "torch.compile's split of the graph at the buckets does not allow: use 1 or more")
 
     def replace(self, **changes) -> TrainConfig:
         """``dataclasses.replace`` with a clear message for a misspelt field."""

@@ -19,8 +19,9 @@ from contextlib import contextmanager
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-__all__ = ["distributed", "is_distributed", "rank", "world_size", "wrap"]
+__all__ = ["distributed", "is_distributed", "rank", "world_size", "wrap", "COMM_HOOKS"]
 
 
 def is_distributed() -> bool:
@@ -52,9 +53,24 @@ def distributed():
         dist.destroy_process_group()
 
 
-def wrap(net: nn.Module, device: torch.device) -> nn.Module:
-    """``DistributedDataParallel(net)`` when running distributed, else ``net`` unchanged."""
+# DDP communication hooks by name: what runs on each gradient bucket instead of a plain fp32 all-reduce.
+COMM_HOOKS = {"bf16": default_hooks.bf16_compress_hook}  # cast to bf16, all-reduce (half the bytes), cast back
+
+
+def wrap(net: nn.Module, device: torch.device, *, bucket_cap_mb: float | None = None,
+         gradient_as_bucket_view: bool = False, static_graph: bool = False, comm_hook: str | None = None) -> nn.Module:
+    """``DistributedDataParallel(net)`` with these options when running distributed, else ``net`` unchanged.
+
+    ``bucket_cap_mb``: gradients are all-reduced in buckets of this many MiB (None: DDP's 25), each as soon as its
+    gradients are ready; ``gradient_as_bucket_view``: the gradients live in the buckets (no copy in or out);
+    ``static_graph``: every step uses the same parameters; ``comm_hook``: a name in :data:`COMM_HOOKS`.
+    """
     if not is_distributed():
         return net
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(net, device_ids=ids)
+    ddp = nn.parallel.DistributedDataParallel(net, device_ids=ids, bucket_cap_mb=bucket_cap_mb,
+                                              gradient_as_bucket_view=gradient_as_bucket_view,
+                                              static_graph=static_graph)
+    if comm_hook is not None:
+        ddp.register_comm_hook(None, COMM_HOOKS[comm_hook])  # state None: the default process group
+    return ddp

@@ -293,8 +293,10 @@ def setup(net: nn.Module, train_iter, test_iter, cfg: TrainConfig, device=None, 
 
 def compiled(run: Run) -> nn.Module:
     """The module a step calls: DistributedDataParallel under torchrun, then ``torch.compile`` if asked."""
-    model = wrap(run.net, run.device)  # net itself outside torchrun
-    mode = run.cfg.compile
+    cfg = run.cfg
+    model = wrap(run.net, run.device, bucket_cap_mb=cfg.bucket_cap_mb, static_graph=cfg.static_graph,
+                 gradient_as_bucket_view=cfg.gradient_as_bucket_view, comm_hook=cfg.comm_hook)  # net outside torchrun
+    mode = cfg.compile
     return torch.compile(model, mode=mode if isinstance(mode, str) else None) if mode else model
 
 
