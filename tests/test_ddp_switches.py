@@ -1,0 +1,174 @@
+"""DDP's switches on two CPU processes (gloo): each reaches DistributedDataParallel through the training loop, and
+two processes, each on half of every global batch, end with the parameters of one process on the whole batch.
+
+The switches are TrainConfig fields (``bucket_cap_mb``, ``gradient_as_bucket_view``, ``static_graph``, ``comm_hook``,
+and ``compile`` together with DDP). Exact arithmetic is not expected: the all-reduce averages in another order than
+one process's mean over the batch (a relative error near 1e-7), and the bf16 hook rounds every averaged gradient to
+bf16's 8 significant bits (near 4e-3).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+STEPS, BATCH = 3, 32  # global batch; each of the two processes takes half of it
+WORKER = r'''
+import json, sys
+import torch
+from torch import nn
+from alexnet_lib import models
+from alexnet_lib.config import TrainConfig
+from alexnet_lib.dist import distributed
+from alexnet_lib.train import compiled, setup, train
+
+torch.set_num_threads(1)
+cases, folder, steps, batch = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+
+def batches(rank, n):
+    """The same global batches in every process; rank r takes its 1/n of each."""
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(steps * batch, 1, 28, 28, generator=g), torch.randint(0, 10, (steps * batch,), generator=g)
+    per = batch // n
+    return [(x[k * batch + rank * per:k * batch + (rank + 1) * per], y[k * batch + rank * per:k * batch + (rank + 1) * per])
+            for k in range(steps)]
+
+
+with distributed() as (rank, n):
+    data = batches(rank, n)
+    torch.manual_seed(0)
+    if rank == 0:
+        torch.save(models.lenet().state_dict(), f"{folder}/init.pt")
+    for name, options in cases.items():
+        torch.manual_seed(0)
+        net = models.lenet()
+        h = train(net, data, data[:1], epochs=1, lr=0.1, momentum=0.9, device="cpu", verbose=False, progress=False,
+                  **options)
+        # the module train() steps through, built the same way: which DDP options did it get?
+        run = setup(models.lenet(), data, data[:1], TrainConfig(**options), "cpu")
+        model = compiled(run)
+        ddp = getattr(model, "_orig_mod", model)
+        for x, y in data * 2:  # eager steps, enough for DDP to rebuild its buckets in the order gradients came
+            ddp.zero_grad(set_to_none=False)
+            nn.functional.cross_entropy(ddp(x), y).backward()
+        log = ddp._get_ddp_logging_data() if isinstance(ddp, nn.parallel.DistributedDataParallel) else {}
+        if rank == 0:
+            torch.save(net.state_dict(), f"{folder}/{name}.pt")
+            with open(f"{folder}/{name}.json", "w") as f:
+                json.dump({"settings": h["settings"], "ddp": type(ddp).__name__,
+                           "grad_is_bucket_view": list(ddp.parameters())[0].grad._base is not None,
+                           **{k: log.get(k) for k in ("bucket_cap_bytes", "rebuilt_bucket_sizes", "comm_hook",
+                                                      "static_graph", "gradient_as_bucket_view", "world_size")}}, f)
+'''
+CASES = {
+    "plain": {},
+    "small_buckets": {"bucket_cap_mb": 0.05},
+    "bucket_view": {"gradient_as_bucket_view": True},
+    "static_graph": {"static_graph": True},
+    "bf16": {"comm_hook": "bf16"},
+    "all": {"bucket_cap_mb": 0.05, "gradient_as_bucket_view": True, "static_graph": True, "comm_hook": "bf16"},
+}
+
+
+def _run(folder, cases, nproc, timeout=240):
+    folder.mkdir(exist_ok=True)
+    script = folder / "worker.py"
+    script.write_text(WORKER)
+    launch = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"] if nproc > 1 else \
+        [sys.executable]
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU, also on a GPU machine
+    p = subprocess.run(launch + [str(script), json.dumps(cases), str(folder), str(STEPS), str(BATCH)],
+                       capture_output=True, text=True, env=env, timeout=timeout)
+    assert p.returncode == 0, p.stderr[-3000:]
+
+
+def _load(folder, name):
+    return torch.load(folder / f"{name}.pt", weights_only=True)
+
+
+def _relative_gaps(two: dict, one: dict, init: dict) -> list[float]:
+    """Per tensor: |two-process params - one-process params| / |one-process update|."""
+    return [float((two[k] - one[k]).norm() / (one[k] - init[k]).norm()) for k in one]
+
+
+@pytest.fixture(scope="module")
+def one(tmp_path_factory):
+    """One process on the whole global batches: the parameters after training, and before."""
+    folder = tmp_path_factory.mktemp("one_process")
+    _run(folder, {"plain": {}}, nproc=1)
+    init = _load(folder, "init")
+    assert _load(folder, "plain").keys() == init.keys()
+    return _load(folder, "plain"), init
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_processes")
+    _run(folder, CASES, nproc=2)
+    return folder
+
+
+def _check_same_step(two, plain, one, options):
+    reference, init = one
+    gaps = _relative_gaps(two, reference, init)
+    if options.get("comm_hook") == "bf16":
+        # within bf16 rounding of the averaged gradients, and visibly not the fp32 all-reduce
+        assert max(gaps) < 2e-2, gaps
+        assert max(gaps) > 20 * max(_relative_gaps(plain, reference, init)), gaps
+    else:
+        assert max(gaps) < 1e-4, gaps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_processes_step_like_one_on_the_global_batch(results, one, name):
+    _check_same_step(_load(results, name), _load(results, "plain"), one, CASES[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_switch_reaches_ddp_and_the_history(results, name):
+    info = json.loads((results / f"{name}.json").read_text())
+    options = CASES[name]
+    assert info["ddp"] == "DistributedDataParallel" and info["world_size"] == 2
+    assert info["settings"]["world_size"] == 2
+    for key, value in options.items():
+        assert info["settings"][key] == value  # recorded in the history as it ran
+    cap = options.get("bucket_cap_mb", 25)
+    assert info["bucket_cap_bytes"] == int(cap * 1024 * 1024)
+    # LeNet's 0.25 MB of gradients: one bucket at DDP's 25 MiB, several at 0.05 MiB
+    assert (len(info["rebuilt_bucket_sizes"].split(",")) > 1) == ("bucket_cap_mb" in options)
+    assert info["comm_hook"] == ("bf16_compress_hook" if options.get("comm_hook") == "bf16" else None)
+    assert bool(info["static_graph"]) == options.get("static_graph", False)
+    assert bool(info["gradient_as_bucket_view"]) == info["grad_is_bucket_view"] == \
+        options.get("gradient_as_bucket_view", False)
+
+
+COMPILED = {"compiled": {"compile": True},
+            "compiled_all": {"compile": True, "comm_hook": "bf16", "static_graph": True, "gradient_as_bucket_view": True,
+                             "bucket_cap_mb": 1}}
+
+
+@pytest.mark.slow
+def test_compile_together_with_ddp(tmp_path, results, one):
+    """torch.compile around DDP (TorchDynamo splits the graph at the buckets), alone and with every switch on."""
+    _run(tmp_path, COMPILED, nproc=2, timeout=480)  # about a minute on two CPU cores: Inductor compiles LeNet
+    for name, options in COMPILED.items():
+        _check_same_step(_load(tmp_path, name), _load(results, "plain"), one, options)
+        info = json.loads((tmp_path / f"{name}.json").read_text())
+        assert info["ddp"] == "DistributedDataParallel" and info["settings"]["compile"] is True
+        assert info["comm_hook"] == ("bf16_compress_hook" if "comm_hook" in options else None)
+        assert info["bucket_cap_bytes"] == int(options.get("bucket_cap_mb", 25) * 2**20)
+
+
+def test_compile_with_buckets_below_ddp_first_bucket_is_refused():
+    from alexnet_lib.config import TrainConfig
+
+    with pytest.raises(ValueError, match="1 MiB"):
+        TrainConfig(compile=True, bucket_cap_mb=0.5)
+    with pytest.raises(ValueError, match="comm_hook"):
+        TrainConfig(comm_hook="fp8")
+    assert TrainConfig(bucket_cap_mb=0.5).bucket_cap_mb == 0.5  # eager DDP takes any size
