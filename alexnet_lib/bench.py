@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import platform
 import time
 
@@ -361,33 +362,76 @@ def format_table(result: dict) -> str:
     return "\n".join([head, cols] + [_row_text(r) for r in result["rows"]])
 
 
+# ``bench --ddp``: the strong-scaling row once per line here, each turning on DDP options (TrainConfig fields).
+DDP_ROWS: list[tuple[str, dict]] = [
+    ("DDP defaults", {}),
+    ("gradient_as_bucket_view", dict(gradient_as_bucket_view=True)),
+    ("static_graph", dict(static_graph=True)),
+    ("bf16 gradients", dict(comm_hook="bf16")),
+    ("buckets of 5 MiB", dict(bucket_cap_mb=5)),
+    ("buckets of 100 MiB", dict(bucket_cap_mb=100)),
+    ("bucket view + static + bf16", dict(gradient_as_bucket_view=True, static_graph=True, comm_hook="bf16")),
+    ("torch.compile", dict(compile=True)),
+    ("torch.compile + bf16 gradients", dict(compile=True, comm_hook="bf16")),
+]
+DDP_FIELDS = ("bucket_cap_mb", "gradient_as_bucket_view", "static_graph", "comm_hook")
+__all__ += ["DDP_ROWS", "ddp_rows"]
+
+
+def ddp_rows(base: TrainConfig, per_gpu: int, n: int, cuda: bool) -> tuple[list, list]:
+    """The rows of ``bench --ddp`` as (label, config with its global batch): one GPU alone, then all N GPUs.
+
+    One GPU at the per-GPU batch and at 1/N of it (what each GPU computes under strong scaling), eager and compiled;
+    N GPUs at the per-GPU batch each (weak scaling), then at the same global batch (strong scaling) per
+    :data:`DDP_ROWS`. No compilation on a CPU."""
+    one = [(f"1 GPU, batch {b}", base.replace(batch_size=b)) for b in dict.fromkeys((per_gpu, max(1, per_gpu // n)))]
+    if cuda:
+        one.append((f"1 GPU, batch {per_gpu}, torch.compile", base.replace(batch_size=per_gpu, compile=True)))
+    many = [(f"{n} GPUs, batch {per_gpu} per GPU (weak)", base.replace(batch_size=per_gpu * n))]
+    many += [(f"{n} GPUs, global batch {per_gpu}: {label}", base.replace(batch_size=per_gpu, **changes))
+             for label, changes in DDP_ROWS if cuda or not changes.get("compile")]
+    return one, many if n > 1 else []
+
+
 def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,
               batch: int | None = None, out=None) -> dict:
-    """``torchrun --nproc_per_node=N -m alexnet_lib bench --ddp``: images/s of the fast configuration on N GPUs,
-    with the same per-GPU batch as one GPU (weak scaling) and with the same global batch (strong scaling).
-    Run the plain ``bench`` in the same session for the one-GPU number."""
-    with dist.distributed() as (r, n):
-        cuda = torch.cuda.is_available()
-        device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
-        device, size = _defaults(device, size)
-        steps = steps or (40 if cuda else 2)
-        name = "+ batch 512" if cuda else "+ no .item() per step"
-        cfg = dict(CONFIGS)[name].replace(model=model, image_size=size)
-        per_gpu = batch or cfg.batch_size
-        rows = []
-        for label, global_batch in ((f"{n} GPUs, batch {per_gpu} per GPU", per_gpu * n),
-                                    (f"{n} GPUs, global batch {per_gpu}", per_gpu)):
-            row = _one(label, cfg.replace(batch_size=global_batch), steps, device)
-            rows.append(dict(row, world_size=n, global_batch=row["batch"] * n))
-            if r == 0:
-                print(f"{label:<32} {row['img_per_s']:>10,.0f} img/s (all GPUs together)", flush=True)
-        result = {"model": model, "image_size": size, "world_size": n, "configuration": name,
-                  "device": device.type, "date": datetime.date.today().isoformat(),
-                  "device_name": torch.cuda.get_device_name(device) if cuda else "cpu",
-                  "torch": str(torch.__version__), "train_flops_per_image": train_flops_per_image(model, size, device),
-                  "rows": rows}
-        if r == 0 and out:
-            save_json(result, out)
+    """``torchrun --nproc_per_node=N -m alexnet_lib bench --ddp``: where N GPUs lose time against one, in one run.
+
+    Rank 0 first measures one GPU alone, before the process group exists (the other processes wait in its creation,
+    so this part must stay under the group's timeout, 10 minutes with NCCL); then all N processes measure weak
+    scaling and strong scaling with each of DDP's switches (:func:`ddp_rows`). Images/s count all GPUs together.
+    Rank 0 writes one JSON, after every row."""
+    cuda, n = torch.cuda.is_available(), int(os.environ.get("WORLD_SIZE", "1"))  # as torchrun set it
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    device, size = _defaults(torch.device("cuda", local) if cuda else torch.device("cpu"), size)
+    steps = steps or (40 if cuda else 2)
+    name = "+ batch 512" if cuda else "+ no .item() per step"
+    base = dict(CONFIGS)[name].replace(model=model, image_size=size)
+    per_gpu = batch or base.batch_size
+    alone, together = ddp_rows(base, per_gpu, n, cuda)
+    result = {"model": model, "image_size": size, "world_size": n, "configuration": name, "steps": steps,
+              "device": device.type, "date": datetime.date.today().isoformat(),
+              "device_name": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": str(torch.__version__),
+              "train_flops_per_image": train_flops_per_image(model, size, device), "rows": []}
+
+    def measure(label: str, cfg: TrainConfig, world: int) -> None:
+        row = _one(label, cfg, steps, device)
+        result["rows"].append(dict(row, world_size=world, global_batch=row["batch"] * world,
+                                   **{k: getattr(cfg, k) for k in DDP_FIELDS}))
+        if dist.rank() == 0:
+            ratio = row["img_per_s"] / result["rows"][0]["img_per_s"]
+            print(f"{label:<52} {row['img_per_s']:>10,.0f} img/s {ratio:6.2f}x", flush=True)
+            if out:
+                save_json(result, out)
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        if cuda:
+            torch.cuda.set_device(device)
+        for label, cfg in alone:
+            measure(label, cfg, 1)
+    with dist.distributed():
+        for label, cfg in together:
+            measure(label, cfg, n)
     return result
 
 
