@@ -172,3 +172,28 @@ def test_compile_with_buckets_below_ddp_first_bucket_is_refused():
     with pytest.raises(ValueError, match="comm_hook"):
         TrainConfig(comm_hook="fp8")
     assert TrainConfig(bucket_cap_mb=0.5).bucket_cap_mb == 0.5  # eager DDP takes any size
+
+
+@pytest.mark.slow
+def test_ddp_bench_measures_one_gpu_weak_and_each_switch_in_one_json(tmp_path):
+    """`torchrun ... bench --ddp` on two CPU processes: one device alone first, then both, one JSON."""
+    from alexnet_lib.bench import DDP_ROWS
+
+    out = tmp_path / "ddp.json"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "-m", "alexnet_lib", "bench", "--ddp",
+           "--model", "lenet", "--size", "28", "--batch-size", "8", "--steps", "1", "--out", str(out)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", ALEXNET_CACHE=str(tmp_path / "cache"))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    result = json.loads(out.read_text())
+    rows = {r["name"]: r for r in result["rows"]}
+    eager = [(label, changes) for label, changes in DDP_ROWS if not changes.get("compile")]  # no compile on a CPU
+    assert list(rows) == ["1 GPU, batch 8", "1 GPU, batch 4", "2 GPUs, batch 8 per GPU (weak)"] + \
+        [f"2 GPUs, global batch 8: {label}" for label, _ in eager]
+    assert [(r["world_size"], r["batch"], r["global_batch"]) for r in result["rows"][:4]] == \
+        [(1, 8, 8), (1, 4, 4), (2, 8, 16), (2, 4, 8)]
+    for label, changes in eager:
+        row = rows[f"2 GPUs, global batch 8: {label}"]
+        assert (row["world_size"], row["global_batch"]) == (2, 8)
+        assert {k: row[k] for k in changes} == changes and row["img_per_s"] > 0
+    assert result["world_size"] == 2 and p.stdout.count("img/s") == len(rows)  # rank 0 alone prints
