@@ -26,9 +26,22 @@ INSTALL = ("run the README's install command (apt-get install -y fonts-noto-cjk 
 EXTERNAL = ("http", "https", "mailto", "data", "javascript", "tel")
 
 
+_BUILT: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """The book built with warnings as errors, as the README builds it, into a temporary folder."""
+    """The book built with warnings as errors, as the README builds it, into a temporary folder; once per session
+    (test_browser.py imports this fixture, and the build is kept here). ``ALEXNET_SITE=path/_build/html`` tests an
+    existing build instead."""
+    if os.environ.get("ALEXNET_SITE"):
+        return Path(os.environ["ALEXNET_SITE"]).resolve()
+    if "html" not in _BUILT:
+        _BUILT["html"] = _build(tmp_path_factory)
+    return _BUILT["html"]
+
+
+def _build(tmp_path_factory) -> Path:
     exe = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
     if not Path(exe).exists():
         pytest.fail(f"jupyter-book is not installed: {INSTALL}")
