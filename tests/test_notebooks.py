@@ -48,7 +48,12 @@ def test_notebooks_match_their_source(name):
     mk = _make_notebooks()
     src = mk.parse(BOOK / "src" / f"{name}.nbpy")
     for lang in ("zh", "en"):
-        expected = ["".join(c["source"]) for c in mk.build(name, lang, src, _meta(lang, name).get("values", {})).cells]
+        try:
+            built = mk.build(name, lang, src, _meta(lang, name).get("values", {}))
+        except mk.prose.Unresolved as e:
+            pytest.fail(f"book/{lang}/{name}.ipynb was generated before its source's {e.args[0]}: "
+                        f"run python book/make_notebooks.py {name}")
+        expected = ["".join(c["source"]) for c in built.cells]
         assert ["".join(c["source"]) for c in cells(lang, name)] == expected, \
             f"book/{lang}/{name}.ipynb differs from book/src/{name}.nbpy: run python book/make_notebooks.py {name}"
 
