@@ -62,3 +62,35 @@ def test_compare_calls_an_effect_only_beyond_the_spread():
     c = runs.compare(a, [_h(0.920), _h(0.921), _h(0.922)], names=("base", "new"))
     assert abs(c.diff - 0.01) < 1e-9 and c.n == (3, 3) and "0.002" in str(c)
     assert "效应" in c.text("zh")
+
+
+def _chapters():
+    import importlib.util
+    book = BOOK_RUNS.parent
+    spec = importlib.util.spec_from_file_location("make_notebooks", book / "make_notebooks.py")
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+    return mk, {p.stem: mk.parse(p) for p in sorted((book / "src").glob("*.nbpy"))}
+
+
+def test_every_chapter_cites_in_both_languages_and_every_work_is_cited():
+    mk, chapters = _chapters()
+    keys, cited, missing = mk.bib_keys(), set(), []
+    for name, cells in chapters.items():
+        for lang in ("zh", "en"):
+            text = "\n".join(c["text"] for c in cells if c["kind"] == "markdown" and c["lang"] in (None, lang))
+            found = {k.strip() for m in mk._CITE.finditer(text) for k in m.group(2).split(",")}
+            assert found <= keys, f"{name} ({lang}) cites keys not in references.bib: {sorted(found - keys)}"
+            cited |= found
+            if not found:
+                missing.append(f"{name} ({lang})")
+    assert not missing, f"chapters without a citation: {missing}"
+    assert keys <= cited, f"works in references.bib that no chapter cites: {sorted(keys - cited)}"
+
+
+def test_citations_get_the_page_language_prefix():
+    mk, _ = _chapters()
+    assert mk.cite("see {cite:p}`krizhevsky2012imagenet,lecun1998gradient`", "zh", mk.bib_keys()) == \
+        "see {cite:p}`zh-krizhevsky2012imagenet,zh-lecun1998gradient`"
+    with pytest.raises(SystemExit, match="not in"):
+        mk.cite("{cite:p}`nobody2099`", "en", mk.bib_keys())

@@ -145,3 +145,24 @@ def test_plots_and_widget_draw():
     dropdown.value = "features.10"  # redraws without error
     slider.value = 2
     plt.close("all")
+
+
+def test_mistakes_report_is_small_json_of_what_the_network_gets_wrong(tmp_path, one_thread):
+    """The report chapter 11 reads (recorded on a GPU from the trained network): accuracy, confusion matrix, the most
+    confident mistakes with the originals' pixels; here on the bundled sample with an untrained network."""
+    import json
+    from alexnet_lib import inspect_net
+    torch.manual_seed(0)
+    ckpt = tmp_path / "net.pt"
+    torch.save({"model": models.d2l_alexnet(image_size=96).state_dict()}, ckpt)
+    out = tmp_path / "mistakes.json"
+    assert inspect_net._main(["--checkpoint", str(ckpt), "--out", str(out), "--source", "sample",
+                              "--image-size", "96", "--k", "5", "--run", "test"]) == 0
+    rec = json.loads(out.read_text())
+    cm = torch.tensor(rec["confusion"])
+    assert cm.shape == (10, 10) and int(cm.sum()) == rec["test_images"]
+    assert abs(cm.trace().item() / cm.sum().item() - rec["test_acc"]) < 1e-6
+    probs = [m["prob"] for m in rec["mistakes"]]
+    assert len(probs) == 5 and probs == sorted(probs, reverse=True)
+    assert all(m["label"] != m["pred"] and len(bytes.fromhex(m["pixels_hex"])) == 28 * 28 for m in rec["mistakes"])
+    assert out.stat().st_size < 100_000
