@@ -8,7 +8,8 @@ raw LaTeX or empty widgets here, and its failed request is reported. The book is
 ``site`` fixture of ``test_site.py``).
 
 For each page, zh and en: no console error or failed request; no raw ``$$`` and typeset math where the page has
-formulas; no ``NBVAL_`` marker in the text; no code cell or output wider than its column; "Previous"/"Next" stay
+formulas; no ``NBVAL_`` marker in the text; no code cell or output wider than its column (long lines wrap), and
+no printed table wider than it; "Previous"/"Next" stay
 in the page's language; the page (HTML and its images) weighs at most 3 MB. For each explorer (the static
 HTML of :mod:`alexnet_lib.widgets`), every control is moved and the explorer's screenshot must change.
 """
@@ -219,9 +220,20 @@ PAGE_FACTS = """(() => {
     .filter(el => el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0)
     .map(el => `${el.className || el.tagName}: ${el.scrollWidth} > ${el.clientWidth}: `
                + el.textContent.trim().split("\\n")[0].slice(0, 80));
+  // lines of printed tables (two or more gaps of 2+ spaces between columns) that would wrap, so lose their columns
+  const ctx = document.createElement("canvas").getContext("2d");
+  const wrapped = [...article.querySelectorAll(".cell_output pre")].flatMap(el => {
+      const st = getComputedStyle(el);
+      if (!el.clientWidth) return [];
+      ctx.font = `${st.fontSize} ${st.fontFamily}`;
+      const room = el.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight);
+      return el.textContent.split("\\n").filter(line => (line.trim().match(/\\S {2,}(?=\\S)/g) || []).length >= 2
+                                                   && ctx.measureText(line).width > room + 1)
+        .map(line => `${Math.round(ctx.measureText(line).width)} > ${Math.round(room)}: ${line.trim().slice(0, 70)}`);
+    });
   const nav = [...document.querySelectorAll(".prev-next-area a")].map(a => a.getAttribute("href"));
   const images = [...document.images].filter(i => !i.src.startsWith("data:")).map(i => i.src);
-  return {text, wide, nav, images, explorers: article.querySelectorAll(".anx-explorer").length,
+  return {text, wide, wrapped, nav, images, explorers: article.querySelectorAll(".anx-explorer").length,
           math: article.querySelectorAll("mjx-container").length,
           rawMath: (text.match(/\\$\\$|\\\\\\(|\\\\begin\\{/g) || []).length};
 })()"""
@@ -277,6 +289,8 @@ def test_pages_read_well(facts):
     assert not markers, f"pages that show an nbval marker: {markers}"
     wide = [f"{page}: {w}" for page, f in facts.items() for w in f["wide"]]
     assert not wide, "code cells or outputs wider than the column:\n" + "\n".join(wide)
+    wrapped = [f"{page}: {w}" for page, f in facts.items() for w in f["wrapped"]]
+    assert not wrapped, "printed tables wider than the column (their lines wrap):\n" + "\n".join(wrapped)
 
 
 def test_next_and_previous_stay_in_the_language(facts, site):  # noqa: F811
