@@ -178,7 +178,7 @@ def mistakes_report(net: nn.Module, test_iter: Iterable, k: int = 16, device: to
     pred = predict(net, test_iter, device)
     cm = confusion_matrix(pred.labels, pred.preds)
     worst = most_confident_mistakes(pred, k)
-    return {**provenance,
+    return {"kind": "mistakes_report", **provenance,
             "test_images": len(pred.labels), "test_acc": (pred.preds == pred.labels).float().mean().item(),
             "confusion": cm.tolist(),
             "mistakes": [{"index": int(i), "label": int(pred.labels[i]), "pred": int(pred.preds[i]),

@@ -163,6 +163,6 @@ def test_mistakes_report_is_small_json_of_what_the_network_gets_wrong(tmp_path, 
     assert cm.shape == (10, 10) and int(cm.sum()) == rec["test_images"]
     assert abs(cm.trace().item() / cm.sum().item() - rec["test_acc"]) < 1e-6
     probs = [m["prob"] for m in rec["mistakes"]]
-    assert len(probs) == 5 and probs == sorted(probs, reverse=True)
+    assert rec["kind"] == "mistakes_report" and len(probs) == 5 and probs == sorted(probs, reverse=True)
     assert all(m["label"] != m["pred"] and len(bytes.fromhex(m["pixels_hex"])) == 28 * 28 for m in rec["mistakes"])
     assert out.stat().st_size < 100_000
