@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from .outputs import atomic_write_text, os_reason
@@ -53,6 +52,8 @@ def stamp_problem(folder: Path, source: dict) -> str | None:
         return ""
     try:
         stamp = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(stamp, dict) and "checksum" not in stamp and "files" not in stamp:
+            return ""  # written by an older version (the archives' MD5s only): unpacked again, without a note
         body = {"source": stamp["source"], "files": stamp["files"]}
         intact = stamp["checksum"] == _checksum(body)
     except (OSError, ValueError, KeyError, TypeError):

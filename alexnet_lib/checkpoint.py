@@ -158,18 +158,27 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def differences(saved: dict, wanted: dict, ignore=FREE_TO_CHANGE) -> list[tuple[str, Any, Any]]:
+class _NotSet:
+    def __repr__(self) -> str:
+        return "not given (the default)"
+
+
+NOT_SET = _NotSet()  # a setting one side does not have, e.g. a model argument left at the builder's default
+
+
+def differences(saved: dict, wanted: dict, ignore=FREE_TO_CHANGE, partial: bool = False
+                ) -> list[tuple[str, Any, Any]]:
     """``[(setting, value in the checkpoint, value now)]`` for every setting that differs, nested dicts flattened
-    to dotted names (``model_kwargs.activation``); settings named in ``ignore`` (last part of the name) skipped."""
+    to dotted names (``model_kwargs.activation``); settings named in ``ignore`` (last part of the name) skipped;
+    ``partial``: only the settings that ``wanted`` has."""
     a, b = _flat(saved), _flat(wanted)
-    missing = object()
     out = []
-    for k in sorted(set(a) | set(b)):
+    for k in sorted(set(b) if partial else set(a) | set(b)):
         if k.rsplit(".", 1)[-1] in ignore:
             continue
-        x, y = a.get(k, missing), b.get(k, missing)
+        x, y = a.get(k, NOT_SET), b.get(k, NOT_SET)
         if x != y and not (isinstance(x, float) and isinstance(y, float) and x != x and y != y):
-            out.append((k, None if x is missing else x, None if y is missing else y))
+            out.append((k, x, y))
     return out
 
 
@@ -180,14 +189,16 @@ def _short(name: str) -> str:
     return name
 
 
-def check_same_run(ckpt: dict, identity: dict, path: str | os.PathLike, epochs: int | None = None) -> None:
+def check_same_run(ckpt: dict, identity: dict, path: str | os.PathLike, epochs: int | None = None,
+                   partial: bool = False) -> None:
     """Raise :class:`CheckpointMismatch` unless ``identity`` (the new command's run) is the run saved in ``ckpt``.
 
     The number of epochs may grow (the run continues), unless a schedule planned for the old number (cosine,
     one-cycle) would then mean something else; ``epochs`` fewer than the checkpoint already holds is an error too.
+    ``partial``: compare only what ``identity`` has (a check before the data is loaded).
     """
     saved = ckpt.get("identity", {})
-    diff = differences(saved, identity)
+    diff = differences(saved, identity, partial=partial)
     old_s, new_s = saved.get("settings", {}), identity.get("settings", {})
     if old_s.get("epochs") != new_s.get("epochs") and old_s.get("scheduler") in ("cosine", "onecycle"):
         diff.append(("epochs", old_s.get("epochs"), new_s.get("epochs")))

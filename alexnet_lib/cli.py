@@ -7,9 +7,12 @@
     python -m alexnet_lib trace --model paper_alexnet
     python -m alexnet_lib sample --check
 
-Errors a learner can fix (bad data, a wrong input size, a diverged run, out of memory) are printed as one message
-without a traceback (exit code 1); bad arguments exit with code 2 before anything starts; Ctrl-C or SIGTERM
-exits with 130 after saving what was finished (continue with ``--resume``).
+Every value, the device and the output paths are checked before the data is loaded. A bad argument (a value that
+cannot work, an output that is a folder or the other output's file, a checkpoint of another run for ``--resume``)
+is one line and exit code 2; a problem of the machine or the data a learner can fix (no GPU for ``--device cuda``,
+a read-only or full disk, outputs another run is writing, a damaged checkpoint or data file, a diverged run, out of
+memory) is one line and exit code 1. Ctrl-C or SIGTERM exits with 130 and says which epochs are saved (continue
+with ``--resume``), or that nothing was.
 """
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def _field_options() -> dict[str, dict]:
         "compile": dict(nargs="?", const=True, metavar="MODE",
                         help="torch.compile the model (optionally with a mode, e.g. reduce-overhead)"),
         "bucket_cap_mb": dict(type=_positive_float, metavar="MiB"), "comm_hook": dict(choices=["bf16"]),
-        "check_every": dict(type=_positive_int), "seed": dict(type=int),
+        "check_every": dict(type=_positive_int), "seed": dict(type=int), "val": dict(type=_nonnegative_int),
         "profile": dict(choices=list(PROFILES), help="default: $ALEXNET_PROFILE, else full with CUDA"),
     }
 
@@ -108,15 +111,24 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device")
     t.add_argument("--out", help="write the history JSON here (after every epoch)")
     t.add_argument("--checkpoint", help="save model/optimizer/history here after every epoch")
-    t.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint (it must exist and hold a run with the same settings)")
+    t.add_argument("--resume-or-start", action="store_true",
+                   help="continue from --checkpoint if it exists, else start a new run that saves there")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --checkpoint (or a file at --out that is not a history)")
 
     b = sub.add_parser("bench", help="images/s of the seeds' loop and each speed switch, in one run")
     b.add_argument("--model", choices=sorted(MODELS), default="d2l_alexnet")
     b.add_argument("--size", type=_positive_int, help="image side (default 224 on CUDA, 96 on CPU)")
     b.add_argument("--batch-size", type=_positive_int,
                    help="every configuration's batch size (default: 128, then 512 from '+ batch 512' on; 16 on CPU)")
-    b.add_argument("--steps", type=_positive_int, help="timed steps per configuration")
+    b.add_argument("--steps", type=_positive_int, help="steps per timed window")
+    b.add_argument("--windows", type=_positive_int, default=5,
+                   help="timed windows (epochs of --steps steps) per configuration, after one warm-up epoch")
     b.add_argument("--only", help="comma-separated configuration names to run")
+    b.add_argument("--fused-pool", action=argparse.BooleanOptionalAction, default=True,
+                   help="include the rows with the fused ReLU + max-pool operator (default: yes)")
     b.add_argument("--ddp", action="store_true", help="under torchrun: measure 1 GPU and all GPUs")
     b.add_argument("--profile", action="store_true",
                    help="also profile the step (kernels by kind, time per layer) before and after space-to-depth")
@@ -137,6 +149,7 @@ def _train(args) -> int:
     from .dist import distributed
     from .experiments import _BASE, get, run
     from .profiles import get_profile
+    from .train import sigterm_as_interrupt
 
     cfg = get(args.preset) if args.preset else _BASE
     overrides = {f.name: getattr(args, f.name) for f in fields() if hasattr(args, f.name)}
@@ -144,17 +157,31 @@ def _train(args) -> int:
     kw = {k: v for k, v in (("activation", args.activation), ("dropout", args.dropout)) if v is not None}
     if kw:
         overrides["model_kwargs"] = dict(cfg.model_kwargs, **kw)
-    with distributed() as (rank, _):  # under torchrun: one process per GPU (or gloo on CPUs)
+    resume = "or-start" if args.resume_or_start else args.resume
+    _check(args, overrides, resume)
+    with sigterm_as_interrupt(), distributed() as (rank, _):  # under torchrun: one process per GPU (gloo on CPUs)
         # a preset is passed by name, so the history records which experiment it was
         h = run(args.preset or cfg, profile=profile, out=args.out, device=args.device, checkpoint=args.checkpoint,
-                resume=args.resume, **overrides)
+                resume=resume, overwrite=args.overwrite, **overrides)
     if rank != 0:
         return 0
     last = h["epochs"][-1]
     seconds = sum(e["seconds"] + e["eval_seconds"] for e in h["epochs"])
-    print(f"done: {len(h['epochs'])} epochs, test acc {last['test_acc']:.4f}, {seconds:.1f} s"
-          + (f", history in {args.out}" if args.out else ""))
+    acc = f"test acc {last['test_acc']:.4f}" if "test_acc" in last else \
+        f"val acc {last['val_acc']:.4f}, test acc (once, at the end) {h['test_acc']:.4f}"
+    print(f"done: {len(h['epochs'])} epochs, {acc}, {seconds:.1f} s" + (f", history in {args.out}" if args.out else ""))
     return 0
+
+
+def _check(args, overrides: dict, resume) -> None:
+    """The values given, the device and the output paths, in the words of the command line (``--lr``), before the
+    data is loaded: :class:`~.validate.BadArgument` (exit 2) or :class:`~.validate.BadEnvironment` (exit 1)."""
+    from . import validate
+
+    validate.check_values(overrides, cli=True)
+    validate.check_device(args.device, cli=True)
+    validate.check_outputs({"out": args.out, "checkpoint": args.checkpoint}, checkpoint="checkpoint",
+                           resume=resume, overwrite=args.overwrite, cli=True)
 
 
 def _trace(args) -> int:
@@ -185,23 +212,40 @@ def _sample(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "train" and args.resume and not args.checkpoint:
-        parser.error("train: --resume needs --checkpoint PATH")  # exit code 2, like every bad argument
+    if args.command == "train" and (args.resume or args.resume_or_start):
+        flag = "--resume" if args.resume else "--resume-or-start"
+        if args.resume and args.resume_or_start:
+            parser.error("train: --resume and --resume-or-start: give one of them")
+        if not args.checkpoint:
+            parser.error(f"train: {flag} needs --checkpoint PATH")  # exit code 2, like every bad argument
+    from .checkpoint import CheckpointDamaged, CheckpointError
     from .data import DataError
+    from .outputs import OutputBusy
     from .trace import ShapeError
-    from .train import CheckpointMismatch, DivergedError, OutOfMemory
+    from .train import DivergedError, Interrupted, OutOfMemory
+    from .validate import BadArgument, BadEnvironment
 
-    handlers = {"train": _train, "trace": _trace, "sample": _sample}
+    from .notebooks import main as _notebooks
+
+    handlers = {"train": _train, "trace": _trace, "sample": _sample, "notebooks": _notebooks}
     try:
         if args.command == "bench":
             from .bench import main as bench_main
             return bench_main(args)
         return handlers[args.command](args)
-    except (DataError, ShapeError, DivergedError, OutOfMemory, CheckpointMismatch, ValueError) as e:
+    except CheckpointDamaged as e:  # (a CheckpointError, but the machine's fault, not the command's)
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except (BadArgument, CheckpointError) as e:  # a value, a path or a checkpoint that does not fit the command
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (DataError, ShapeError, DivergedError, OutOfMemory, BadEnvironment, OutputBusy, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Interrupted:  # the training loop has said which epochs are saved
+        return 130
     except KeyboardInterrupt:
-        print("interrupted; what was finished is saved (continue with --resume)", file=sys.stderr)
+        print("interrupted before training started: nothing was saved", file=sys.stderr)
         return 130
 
 

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -31,7 +32,8 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
 from . import augment as aug
-from .runs import atomic_write_text
+from . import cache
+from .validate import check_data_args
 
 __all__ = ["DataError", "CLASSES", "FILES", "DEBIAN_DIR", "ENV_VAR", "SAMPLE_DIR", "class_names",
            "find_fashion_mnist", "fashion_mnist", "load_data_fashion_mnist", "load_tensors", "num_images",
@@ -128,34 +130,46 @@ def _verify_and_extract(folder: Path, what: str, tag: str, gz_sums: dict[str, st
     found_gz = {name: _md5(folder / name) for name in gz_sums}
     root = _cache_dir() / tag
     raw = root / "FashionMNIST" / "raw"
-    stamp = raw / "SOURCE.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == found_gz:
-        return root  # unpacked and checked before, from these very files
-    raw.mkdir(parents=True, exist_ok=True)
-    for name in gz_sums:
-        path, target = folder / name, raw / name[:-3]
-        tmp = tempfile.NamedTemporaryFile(dir=raw, delete=False)
-        h = hashlib.md5()
-        expected = gz_sums[name] + (f" (or unpacked: {content_sums[name]})" if content_sums else "")
+    problem = cache.stamp_problem(raw, found_gz)  # the stamp, each file's size and time, the labels' MD5
+    if problem is None:
+        return root  # unpacked and checked before, from these very files, and unchanged since
+    if problem:
+        print(f"note: {problem}; unpacking it again from the checked archives in {folder}", file=sys.stderr)
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+        files = {name[:-3]: _unpack(folder / name, raw / name[:-3], what, found_gz[name], gz_sums[name],
+                                    content_sums[name] if content_sums else None, fix) for name in gz_sums}
+        cache.write_stamp(raw, found_gz, files)
+    except OSError as e:  # the cache folder cannot be created or written (reading the archives is checked above)
+        raise DataError(cache.not_writable(_cache_dir(), "ALEXNET_CACHE", e)) from None
+    return root
+
+
+def _unpack(path: Path, target: Path, what: str, found: str, want: str, content: str | None, fix: str) -> dict:
+    """Unpack one checked ``.gz`` to ``target`` (through a temporary file, removed on any failure); its stamp entry."""
+    tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
+    h = hashlib.md5()
+    expected = want + (f" (or unpacked: {content})" if content else "")
+    try:
         try:
             with gzip.open(path) as src, tmp:
                 for block in iter(lambda: src.read(1 << 20), b""):
                     h.update(block)
                     tmp.write(block)
         except (EOFError, OSError, zlib.error) as e:  # truncated, or a changed byte that breaks the compression
-            Path(tmp.name).unlink(missing_ok=True)
+            if isinstance(e, OSError) and e.errno is not None:
+                raise  # writing the cache failed (full, read-only): not the archive's fault
             raise DataError(f"{what}: {path} is truncated or damaged: it cannot be unpacked ({e}). Found "
-                            f"{path.stat().st_size:,} bytes with MD5 {found_gz[name]}, expected MD5 {expected}. "
+                            f"{path.stat().st_size:,} bytes with MD5 {found}, expected MD5 {expected}. "
                             f"{fix}") from e
-        ok = found_gz[name] == gz_sums[name] or (content_sums is not None and h.hexdigest() == content_sums[name])
-        if not ok:
-            Path(tmp.name).unlink(missing_ok=True)
+        if not (found == want or (content is not None and h.hexdigest() == content)):
             raise DataError(f"{what}: {path} is damaged or not the original file: found {path.stat().st_size:,} "
-                            f"bytes with MD5 {found_gz[name]} (unpacked: {h.hexdigest()}), expected MD5 {expected}. "
+                            f"bytes with MD5 {found} (unpacked: {h.hexdigest()}), expected MD5 {expected}. "
                             f"{fix}")
         os.replace(tmp.name, target)
-    atomic_write_text(stamp, json.dumps(found_gz))
-    return root
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)  # a no-op once renamed
+    return cache.entry(target, h.hexdigest())
 
 
 def _torchvision_root(source: str, root: str | os.PathLike | None, download: bool) -> Path:
@@ -221,6 +235,7 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
         rank, world_size: this process's shard of every epoch (a ``DistributedSampler`` when ``world_size > 1``).
         test_batch_size: images per test batch (default ``batch_size``); num_workers: loader processes.
     """
+    check_data_args(batch_size, image_size, channels)  # before any file is read
     common = [transforms.ToTensor()]
     if image_size and image_size != 28:
         common.insert(0, transforms.Resize(image_size, antialias=True))

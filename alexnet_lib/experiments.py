@@ -20,13 +20,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import dist
+from . import checkpoint as checkpoints
+from . import dist, validate
 from .config import QUICK_BASE, TrainConfig
 from .data import load_data_fashion_mnist, num_images
 from .gpu_data import gpu_loaders
 from .models import MODELS, build_model, space_to_depth_stem
+from .outputs import output_lock
 from .runs import save_json
-from .train import default_device, train
+from .train import train
 
 __all__ = ["EXPERIMENTS", "get", "run", "build", "loaders", "quick_defaults"]
 
@@ -138,36 +140,60 @@ def _announce(profile: str, changes: dict) -> str:
 
 
 def run(experiment: str | TrainConfig, *, profile: str | None = None, device: str | torch.device | None = None,
-        out: str | Path | None = None, checkpoint: str | Path | None = None, resume: bool = False,
-        verbose: bool = True, **overrides) -> dict:
+        out: str | Path | None = None, checkpoint: str | Path | None = None, resume: bool | str = False,
+        overwrite: bool = False, verbose: bool = True, **overrides) -> dict:
     """Train ``experiment`` (a name in :data:`EXPERIMENTS` or a config) in ``profile``; return the history.
 
     ``profile`` is ``"quick"`` or ``"full"`` (default: the config's own, else full); notebooks pass
     ``get_profile().name``. ``overrides`` are :class:`~.config.TrainConfig` fields (``epochs=1``); they win over
     the quick profile, whose other changes are printed at the start and recorded (``settings["profile_changes"]``).
-    The history is written to ``out`` after every epoch.
+    The history is written to ``out`` after every epoch; ``checkpoint``, ``resume``, ``overwrite`` as in
+    :func:`~.train.train`. Values, device, paths, disk space and a checkpoint to resume are checked before the data
+    is loaded, and the outputs are locked against a second run until this one ends.
+
     """
     t_start = time.perf_counter()
     name = experiment if isinstance(experiment, str) else None
     cfg = (get(name) if name else experiment).replace(**overrides)
     cfg, changes = cfg.for_profile(profile or cfg.profile or "full", keep=overrides)
-    device = torch.device(device) if device is not None else default_device()
+    device = validate.check_device(device)
     cfg = cfg.resolved(device.type)
+    validate.check_values(cfg.settings())
+    validate.check_outputs({"out": out, "checkpoint": checkpoint}, checkpoint="checkpoint", resume=resume,
+                           overwrite=overwrite)
     rank, world_size = dist.rank(), dist.world_size()  # (0, 1) unless started by torchrun
-    torch.manual_seed(cfg.seed)  # the initial weights too depend on the seed, so one seed gives one history
-    net, side = build(cfg)
-    cfg = cfg.replace(image_size=side)
-    if verbose and changes and rank == 0:
-        print(_announce(cfg.profile, changes), flush=True)
-    train_iter, test_iter = loaders(cfg, device, rank, world_size)
-    data = f"Fashion-MNIST {cfg.source} {num_images(train_iter):,}/{num_images(test_iter):,}"
-    extra = dict(experiment=name or cfg.model, data=data, profile_changes={k: list(v) for k, v in changes.items()})
-    history = train(net, train_iter, test_iter, config=cfg, device=device, checkpoint=checkpoint, resume=resume,
-                    history_path=out, name=extra["experiment"], verbose=verbose, extra=extra)
-    # wall clock of the whole run, and the part of it outside the epochs' "elapsed" clock (data loading, model
-    # building, importing the compiler); time to an accuracy = setup_seconds + that epoch's elapsed
-    history["wall_seconds"] = time.perf_counter() - t_start
-    history["setup_seconds"] = history["wall_seconds"] - history["epochs"][-1]["elapsed"]
-    if out is not None and rank == 0:
-        save_json(history, out)
+    with output_lock(*([out, checkpoint] if rank == 0 else [])):
+        torch.manual_seed(cfg.seed)  # the initial weights too depend on the seed, so one seed gives one history
+        net, side = build(cfg)
+        cfg = cfg.replace(image_size=side)
+        _check_checkpoint(cfg, net, checkpoint, resume)
+        if verbose and changes and rank == 0:
+            print(_announce(cfg.profile, changes), flush=True)
+        train_iter, test_iter = loaders(cfg, device, rank, world_size)
+        data = f"Fashion-MNIST {cfg.source} {num_images(train_iter):,}/{num_images(test_iter):,}"
+        extra = dict(experiment=name or cfg.model, data=data,
+                     profile_changes={k: list(v) for k, v in changes.items()})
+        history = train(net, train_iter, test_iter, config=cfg, device=device, checkpoint=checkpoint,
+                        resume=resume, overwrite=overwrite, history_path=out, name=extra["experiment"],
+                        verbose=verbose, extra=extra)
+        # wall clock of the whole run, and the part of it outside the epochs' "elapsed" clock (data loading, model
+        # building, importing the compiler); time to an accuracy = setup_seconds + that epoch's elapsed
+        history["wall_seconds"] = time.perf_counter() - t_start
+        history["setup_seconds"] = history["wall_seconds"] - history["epochs"][-1]["elapsed"]
+        if out is not None and rank == 0:
+            save_json(history, out)
     return history
+
+
+def _check_checkpoint(cfg: TrainConfig, net: nn.Module, checkpoint, resume) -> None:
+    """Before the data is loaded: room on the disk for the checkpoint, and a checkpoint to resume intact and of this
+    run (train() compares it again, with the settings that depend on the data loader)."""
+    if checkpoint is None:
+        return
+    slots = {"sgd": 1 if cfg.momentum else 0}.get(cfg.optimizer, 2)  # optimizer state per weight (Adam: 2)
+    size = (1 + slots) * sum(p.numel() * p.element_size() for p in net.parameters())
+    validate.check_space(checkpoint, size, f"--checkpoint {checkpoint}")
+    if resume and Path(checkpoint).exists():
+        settings = dict(cfg.settings(), batch_size=max(1, cfg.batch_size // dist.world_size()))  # per process
+        checkpoints.check_same_run(checkpoints.load(checkpoint), {"model": cfg.model, "settings": settings},
+                                   checkpoint, cfg.epochs, partial=True)

@@ -12,6 +12,7 @@ import torch
 
 from .augment import gpu_augment
 from .data import MEAN, STD, load_tensors
+from .validate import check_data_args
 
 __all__ = ["GPULoader", "gpu_loaders"]
 
@@ -95,6 +96,7 @@ def gpu_loaders(batch_size: int, image_size: int | None = None, *, source: str =
     """``(train_iter, test_iter)`` on ``device``: the GPU-resident twin of
     :func:`alexnet_lib.data.load_data_fashion_mnist`, with the same arguments (``test_batch_size`` defaults to
     ``max(batch_size, 500)`` here: evaluation is one kernel launch per batch)."""
+    check_data_args(batch_size, image_size, channels)  # before any file is read
     xtr, ytr, xte, yte = load_tensors(source=source, root=root, download=download)
     common = dict(image_size=image_size, channels=channels, normalize=normalize, device=device, seed=seed,
                   rank=rank, world_size=world_size)

@@ -200,19 +200,24 @@ def _note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+_HELD: set[str] = set()  # outputs this process holds locks on (an inner output_lock for them is a no-op)
+
+
 @contextmanager
 def output_lock(*paths: str | os.PathLike | None, note=_note) -> Iterator[None]:
     """Hold ``.NAME.lock`` beside each output path (``None`` entries are skipped) while the block runs.
 
-    Raises :class:`OutputBusy` naming the other process if one holds a lock; removes the ``.NAME.*.tmp`` files that a
+    Raises :class:`OutputBusy` naming the other process if one holds a lock (paths this process already holds are
+    passed over, so the command line and the training loop can both take them); removes the ``.NAME.*.tmp`` files that a
     killed run left (with a note); releases and deletes the locks on every exit Python sees. The folders must exist
     (see :func:`alexnet_lib.validate.check_outputs`).
     """
-    targets = sorted({os.path.realpath(real_target(p)) for p in paths if p is not None})
+    targets = sorted({os.path.realpath(real_target(p)) for p in paths if p is not None} - _HELD)
     held: list[tuple[Path, int | None]] = []
     try:
         for t in targets:
             held.append(_acquire(Path(t), note))
+            _HELD.add(t)
         for t in targets:
             stale = stale_temps(t)
             for p in stale:
@@ -222,10 +227,11 @@ def output_lock(*paths: str | os.PathLike | None, note=_note) -> Iterator[None]:
                      + ", ".join(p.name for p in stale))
         yield
     finally:
-        for lock, fd in reversed(held):
+        for (lock, fd), t in zip(reversed(held), reversed(targets[:len(held)])):
             lock.unlink(missing_ok=True)  # while still holding it: a waiting process re-checks the inode
             if fd is not None:
                 os.close(fd)
+            _HELD.discard(t)
 
 
 @contextmanager

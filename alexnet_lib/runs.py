@@ -8,14 +8,11 @@ figure. The library itself never guesses the folder from the working directory o
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
+from .outputs import atomic_torch_save, atomic_write_text, load_json, save_json  # written whole, through links
 
 __all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "set_root", "root", "find_root",
            "load", "available", "wall_clock", "time_to", "replicates", "seed_files", "final", "Comparison", "compare", "ALIASES"]
@@ -23,46 +20,6 @@ __all__ = ["atomic_write_text", "save_json", "load_json", "atomic_torch_save", "
 # Where a Colab or fresh kernel clones the course (the notebooks' setup cell; see book/make_notebooks.py).
 CLONE_RUNS = Path("/tmp/alexnet-handson/book/runs")
 _ROOT: dict[str, Path | None] = {"path": None}
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a kill never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a history is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_json(obj: Any, path: str | os.PathLike) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
-
-
-def load_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def find_root(start: str | os.PathLike = ".") -> Path | None:

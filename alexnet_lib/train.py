@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import pickle
 import platform
 import signal
 import sys
@@ -41,13 +40,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoint as checkpoints
+from . import validate
+from .checkpoint import CheckpointDamaged, CheckpointError, CheckpointMismatch
 from .config import TrainConfig
 from .dist import is_distributed, rank, world_size, wrap
-from .runs import atomic_torch_save, save_json
+from .outputs import output_lock, signals_deferred
+from .runs import save_json
 
 __all__ = ["train", "setup", "train_step", "train_epoch", "evaluate_accuracy", "check_finite", "check_collapse",
            "save_checkpoint", "restore_checkpoint", "load_checkpoint", "sigterm_as_interrupt", "out_of_memory",
-           "Run", "DivergedError", "OutOfMemory", "CheckpointMismatch", "default_device", "init_weights",
+           "watch_loss", "identity", "check_arguments",
+           "Run", "DivergedError", "OutOfMemory", "Interrupted", "CheckpointError", "CheckpointDamaged",
+           "CheckpointMismatch", "default_device", "init_weights",
            "make_optimizer", "make_scheduler"]
 
 
@@ -71,8 +76,24 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("onecycle", "cosine")
 
 
-class CheckpointMismatch(ValueError):
-    """A checkpoint that does not fit the model it is loaded into."""
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the run; the message says what is saved (and only that), ``.history`` the epochs."""
+
+    def __init__(self, run: "Run", checkpoint: str | Path | None):
+        def span(n: int) -> str:
+            return "epoch 1" if n == 1 else f"epochs 1-{n}"
+        epoch, saved, recorded = len(run.history["epochs"]) + 1, run.saved_epochs, run.recorded_epochs
+        where = f"interrupted during epoch {epoch}: "
+        if checkpoint is not None and saved:
+            also = f" (history in {run.history_path})" if run.history_path is not None and recorded else ""
+            text = f"{span(saved)} saved to {checkpoint}{also}; continue with --resume (resume=True in Python)"
+        elif run.history_path is not None and recorded:
+            text = (f"{span(recorded)} recorded in {run.history_path}, but there is no checkpoint to continue from "
+                    "(give --checkpoint PATH, or checkpoint= in Python, to be able to resume)")
+        else:
+            text = "nothing was saved"
+        super().__init__(where + text)
+        self.history = run.history
 
 
 def default_device() -> torch.device:
@@ -183,21 +204,14 @@ def model_signature(net: nn.Module) -> dict:
     return {"class": type(net).__name__, "shapes": {k: list(v.shape) for k, v in net.state_dict().items()}}
 
 
-def load_checkpoint(path: str | Path, net: nn.Module, optimizer=None, scheduler=None) -> dict:
+def load_checkpoint(path: str | Path, net: nn.Module, optimizer=None, scheduler=None, *,
+                    loaded: dict | None = None) -> dict:
     """Load a checkpoint saved by :func:`train` (``weights_only=True``: no code runs from the file).
 
     Raises :class:`CheckpointMismatch` if it was saved for another model or number of classes, or is not a
-    checkpoint of :func:`train` at all.
+    checkpoint of :func:`train` at all, and :class:`CheckpointDamaged` if the file was changed after it was written.
     """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointMismatch(f"{path} is not a checkpoint saved by train(): it holds Python objects other than "
-                                 "tensors, which are not loaded because loading them could run any code. Use a "
-                                 "checkpoint written by train(checkpoint=...), or start without resume.") from e
-    if not isinstance(ckpt, dict) or "signature" not in ckpt:
-        raise CheckpointMismatch(f"{path} is not a checkpoint saved by train() (it has no model signature). A bare "
-                                 "state_dict loads with net.load_state_dict(torch.load(path, weights_only=True)).")
+    ckpt = loaded or checkpoints.load(path)  # checked against its checksum; CheckpointDamaged if not intact
     want, got = model_signature(net), ckpt["signature"]
     if want != got:
         diff = [k for k in set(want["shapes"]) | set(got.get("shapes", {}))
@@ -251,6 +265,11 @@ class Run:
     history: dict
     stats: torch.Tensor | None = None      # this epoch's loss sum, correct, seen (on the device)
     first_bad: torch.Tensor | None = None  # first step of this epoch whose loss was not finite, or -1
+    streak: torch.Tensor | None = None     # steps in a row whose loss was above loss_limit
+    first_blowup: torch.Tensor | None = None  # first step of this epoch that made the streak PATIENCE long, or -1
+    loss: torch.Tensor | None = None       # the last step's loss (on the device)
+    saved_epochs: int = 0                  # epochs in the checkpoint file as it is now
+    recorded_epochs: int = 0               # epochs in the history file as it is now
     history_path: str | Path | None = None
     verbose: bool = True
     progress: bool = False
@@ -315,7 +334,7 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
     loss = loss.detach()
     if run.cfg.item_every_step:
         loss.item()  # a host sync per step, as the seeds' loop did (kept to measure what it costs)
-    run.first_bad = torch.where((run.first_bad < 0) & ~torch.isfinite(loss), step, run.first_bad)
+    watch_loss(run, loss, step)
     n = torch.tensor(y.numel(), device=run.device)
     run.stats += torch.stack([loss.float() * n, (logits.argmax(1) == y).sum(), n])
 
@@ -327,7 +346,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     run.model.train()
     t0 = time.perf_counter()
     run.stats = torch.zeros(3, device=run.device)  # loss sum, correct, seen
-    run.first_bad = torch.full((), -1, device=run.device)
+    run.first_bad = run.first_blowup = torch.full((), -1, device=run.device)
     for step, (x, y) in enumerate(batches(run, epoch)):
         train_step(run, x, y, step)
         if run.device.type == "cpu" or (step + 1) % run.cfg.check_every == 0:
@@ -366,19 +385,46 @@ def save_history(run: Run, status: str) -> None:
     run.history["status"] = status
     if run.rank0 and run.history_path is not None:
         save_json(run.history, run.history_path)
+        run.recorded_epochs = len(run.history["epochs"])
+
+
+# A loss above LOSS_LIMIT x the loss of guessing (log of the number of classes) for PATIENCE steps in a row is
+# divergence: the net is then confidently wrong on almost every image, which no run that learns ever is (the
+# recorded runs of the course stay below a third of it in every epoch; tests/test_faults.py checks that).
+LOSS_LIMIT, PATIENCE = 10, 20
+
+
+def watch_loss(run: Run, loss: torch.Tensor, step: int) -> None:
+    """Mark, on the device (no wait for it), the first step of the epoch whose loss is NaN/inf and the step at which
+    the loss has been above the limit for ``PATIENCE`` steps in a row (or a whole epoch, if it is shorter)."""
+    if run.streak is None:
+        run.streak = torch.zeros((), dtype=torch.long, device=run.device)
+    limit = LOSS_LIMIT * math.log(num_classes(getattr(run.net, "module", run.net)))
+    patience = min(PATIENCE, len(run.train_iter))
+    run.first_bad = torch.where((run.first_bad < 0) & ~torch.isfinite(loss), step, run.first_bad)
+    run.streak = torch.where(loss > limit, run.streak + 1, 0)
+    run.first_blowup = torch.where((run.first_blowup < 0) & (run.streak >= patience), step, run.first_blowup)
+    run.loss = loss
 
 
 def check_finite(run: Run, epoch: int) -> None:
-    """Stop with :class:`DivergedError` if a loss of this epoch was NaN/inf (reads one number from the device)."""
-    bad = int(run.first_bad.item())
+    """Stop with :class:`DivergedError` if a loss of this epoch was NaN/inf or stayed far above the loss of guessing
+    (reads two numbers from the device)."""
+    bad, blowup = (int(v) for v in torch.stack([run.first_bad, run.first_blowup]).tolist())
+    if bad < 0 and blowup < 0:
+        return
+    save_history(run, "diverged")
+    lr_now, lr, n = run.opt.param_groups[0]["lr"], run.cfg.lr, num_classes(getattr(run.net, "module", run.net))
     if bad >= 0:
-        save_history(run, "diverged")
-        lr_now, lr = run.opt.param_groups[0]["lr"], run.cfg.lr
-        raise DivergedError(
-            f"loss became NaN/inf at epoch {epoch + 1}, step {bad + 1} (learning rate {lr_now:.3g}); "
-            f"training stopped. Try a smaller learning rate (e.g. {lr / 10:.3g}), a warm-up, or Xavier "
-            f"initialisation. The {len(run.history['epochs'])} finished epoch(s) are kept in the history.",
-            run.history)
+        what, step = "loss became NaN/inf", bad
+    else:
+        what, step = (f"loss grew to {run.loss.item():.3g} (above {LOSS_LIMIT * math.log(n):.3g}, {LOSS_LIMIT}x the "
+                      f"loss of guessing among {n} classes, for {min(PATIENCE, len(run.train_iter))} steps in a "
+                      "row)"), blowup
+    raise DivergedError(
+        f"{what} at epoch {epoch + 1}, step {step + 1} (learning rate {lr_now:.3g}); training stopped. Try a "
+        f"smaller learning rate (e.g. {lr / 10:.3g}), a warm-up, or Xavier initialisation. The "
+        f"{len(run.history['epochs'])} finished epoch(s) are kept in the history.", run.history)
 
 
 def check_collapse(run: Run, record: dict) -> None:
@@ -392,24 +438,37 @@ def check_collapse(run: Run, record: dict) -> None:
                             "peak) is too high for this schedule.", run.history)
 
 
+def identity(run: Run) -> dict:
+    """What the run is, as its checkpoint records it and ``resume`` compares: model, layers, settings, data."""
+    return {"model": run.history["model"], "architecture": checkpoints.architecture(run.net),
+            "settings": run.history["settings"]}
+
+
 def save_checkpoint(run: Run, path: str | Path) -> None:
-    """Model, optimizer, scheduler, history, random states and the loader's generators, atomically (rank 0)."""
+    """Model, optimizer, scheduler, history, random states and the loader's generators, atomically (rank 0), with
+    the run's identity and a checksum (see :mod:`.checkpoint`)."""
     if not run.rank0:
         return
-    atomic_torch_save({
+    checkpoints.save({
         "model": getattr(run.net, "module", run.net).state_dict(), "optimizer": run.opt.state_dict(),
         "scheduler": run.sched.state_dict() if run.sched is not None else None,
         "history": run.history, "signature": model_signature(run.net), "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None,
         "loader_rng": [g.get_state() for g in loader_generators(run.train_iter)],
-    }, path)
+    }, path, identity(run))
+    run.saved_epochs = len(run.history["epochs"])
 
 
 def restore_checkpoint(run: Run, path: str | Path) -> int:
-    """Load a checkpoint of :func:`save_checkpoint` into ``run``; return the number of finished epochs."""
-    ckpt = load_checkpoint(path, run.net, run.opt, run.sched)
+    """Load a checkpoint of :func:`save_checkpoint` into ``run`` after checking that it holds this run (the same
+    model, settings and data; more epochs may be asked for); return the number of finished epochs."""
+    ckpt = checkpoints.load(path)
+    checkpoints.check_same_run(ckpt, identity(run), path, run.cfg.epochs)
+    load_checkpoint(path, run.net, run.opt, run.sched, loaded=ckpt)
+    settings = run.history["settings"]  # the settings that run now (the same, but for the number of epochs)
     run.history = ckpt["history"]
-    run.history["status"] = "running"
+    run.history["status"], run.history["settings"] = "running", settings
+    run.saved_epochs = len(run.history["epochs"])
     torch.set_rng_state(ckpt["rng_cpu"])
     if run.device.type == "cuda" and ckpt.get("rng_cuda") is not None:
         torch.cuda.set_rng_state(ckpt["rng_cuda"], run.device)
@@ -435,50 +494,70 @@ def out_of_memory(run: Run) -> OutOfMemory:
         f"image size. The {done} finished epoch(s) are kept in the history.", run.history)
 
 
+def check_arguments(cfg: TrainConfig, device, checkpoint, history_path, resume, overwrite) -> torch.device:
+    """Every value, the device and the output paths, before anything is built or a step taken: a one-line
+    :class:`~.validate.BadArgument` or :class:`~.validate.BadEnvironment` otherwise. Returns the device."""
+    if resume not in (False, True, "or-start"):
+        raise validate.BadArgument(f"resume= must be False, True or 'or-start', got {resume!r}", "resume")
+    validate.check_values(cfg.settings())
+    device = validate.check_device(device)
+    validate.check_outputs({"checkpoint": checkpoint, "history_path": history_path}, checkpoint="checkpoint",
+                           resume=resume, overwrite=overwrite)
+    return device
+
+
 def train(net: nn.Module, train_iter: Iterable, test_iter: Iterable, epochs: int | None = None,
           lr: float | None = None, *, config: TrainConfig | None = None, device: torch.device | str | None = None,
-          checkpoint: str | Path | None = None, resume: bool = False, history_path: str | Path | None = None,
-          name: str | None = None, progress: bool | None = None, verbose: bool = True, extra: dict | None = None,
-          **options) -> dict:
+          checkpoint: str | Path | None = None, resume: bool | str = False, overwrite: bool = False,
+          history_path: str | Path | None = None, name: str | None = None, progress: bool | None = None,
+          verbose: bool = True, extra: dict | None = None, **options) -> dict:
     """Train ``net`` and return its history (see the module docstring).
 
     ``epochs``, ``lr`` and ``options`` are fields of :class:`~alexnet_lib.config.TrainConfig` (``momentum=0.9``,
-    ``amp=True``, ...), applied over ``config``. ``checkpoint``/``resume``: save after every epoch, continue from
-    it. ``history_path``: also write the history JSON after every epoch. ``progress``: a tqdm bar per epoch
-    (default: when stderr is a terminal); ``verbose``: one line per epoch; ``extra``: more settings to record.
+    ``amp=True``, ...), applied over ``config``. ``checkpoint``: save there after every epoch; ``resume=True``
+    continues from it (an error if there is none, or if it holds another run), ``resume="or-start"`` starts anew
+    when there is none; an existing checkpoint is otherwise replaced only with ``overwrite=True``.
+    ``history_path``: also write the history JSON after every epoch. ``progress``: a tqdm bar per epoch (default:
+    when stderr is a terminal); ``verbose``: one line per epoch; ``extra``: more settings to record. Values, device
+    and paths are checked before anything starts; the outputs are locked against a second run while this one runs.
     """
     given = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
     cfg = (config or TrainConfig()).replace(**options, **given)
+    device = check_arguments(cfg, device, checkpoint, history_path, resume, overwrite)
     progress = (rank() == 0 and sys.stderr.isatty()) if progress is None else progress
-    run = setup(net, train_iter, test_iter, cfg, device, name=name, extra=extra, history_path=history_path,
-                verbose=verbose, progress=progress)
-    start = restore_checkpoint(run, checkpoint) if resume and checkpoint and Path(checkpoint).exists() else 0
-    if not resume:
-        init_weights(net, cfg.init)
-    run.model = compiled(run)
-    # wall-clock seconds since the start of training (continued across a resume), compilation included
-    run.t_start = time.perf_counter() - (run.history["epochs"][-1].get("elapsed", 0.0) if start else 0.0)
-    try:
-        with sigterm_as_interrupt():
-            for epoch in range(start, run.cfg.epochs):
-                record = train_epoch(run, epoch)
-                log_epoch(run, record)
-                check_collapse(run, record)
-                run.history["status"] = "finished" if epoch + 1 == run.cfg.epochs else "running"
-                if checkpoint is not None:
-                    save_checkpoint(run, checkpoint)
-                save_history(run, run.history["status"])
-    except KeyboardInterrupt:
-        save_history(run, "interrupted")
-        if run.rank0 and verbose:
-            print(f"interrupted during epoch {len(run.history['epochs']) + 1}; " + (
-                f"resume with resume=True from {checkpoint}" if checkpoint else "no checkpoint was set"),
-                file=sys.stderr)
-        raise
-    except torch.OutOfMemoryError as e:
-        e.__traceback__ = None  # drop the frames holding this batch's activations, so the memory can be freed
-        raise out_of_memory(run) from None
-    save_history(run, "finished")
+    with output_lock(*([checkpoint, history_path] if rank() == 0 else [])):
+        run = setup(net, train_iter, test_iter, cfg, device, name=name, extra=extra, history_path=history_path,
+                    verbose=verbose, progress=progress)
+        resumed = bool(resume) and checkpoint is not None and Path(checkpoint).exists()
+        start = restore_checkpoint(run, checkpoint) if resumed else 0
+        if not resumed:
+            init_weights(net, cfg.init)
+        run.model = compiled(run)
+        # wall-clock seconds since the start of training (continued across a resume), compilation included
+        run.t_start = time.perf_counter() - (run.history["epochs"][-1].get("elapsed", 0.0) if start else 0.0)
+        try:
+            with sigterm_as_interrupt():
+                for epoch in range(start, run.cfg.epochs):
+                    record = train_epoch(run, epoch)
+                    log_epoch(run, record)
+                    check_collapse(run, record)
+                    run.history["status"] = "finished" if epoch + 1 == run.cfg.epochs else "running"
+                    with signals_deferred():  # a signal now waits until the checkpoint and the history are written
+                        if checkpoint is not None:
+                            save_checkpoint(run, checkpoint)
+                        save_history(run, run.history["status"])
+        except KeyboardInterrupt:
+            run.history["status"] = "interrupted"
+            if run.history["epochs"]:  # an empty history is not written: nothing was saved, and the message says so
+                save_history(run, "interrupted")
+            stopped = Interrupted(run, checkpoint)
+            if run.rank0 and verbose:
+                print(stopped, file=sys.stderr, flush=True)
+            raise stopped from None
+        except torch.OutOfMemoryError as e:
+            e.__traceback__ = None  # drop the frames holding this batch's activations, so the memory can be freed
+            raise out_of_memory(run) from None
+        save_history(run, "finished")
     return run.history
 
 

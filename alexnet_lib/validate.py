@@ -97,11 +97,12 @@ def check_values(values: Mapping[str, Any], cli: bool = False) -> None:
             check_value(field, value, cli)
 
 
-def check_data_args(batch_size: Any, resize: Any, channels: Any) -> None:
+def check_data_args(batch_size: Any, image_size: Any, channels: Any) -> None:
     """The arguments of the data functions that would otherwise fail late (at the first batch) or be ignored."""
     check_value("batch_size", batch_size)
-    if resize is not None and (isinstance(resize, bool) or not isinstance(resize, int) or resize < 1):
-        raise BadArgument(f"resize must be None (keep 28x28) or a side of at least 1 pixel, got {resize!r}", "resize")
+    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        raise BadArgument(f"image_size must be None (keep 28x28) or a side of at least 1 pixel, got {image_size!r}",
+                          "image_size")
     if channels not in (1, 3) or isinstance(channels, bool):
         raise BadArgument(f"channels must be 1 (grey, as stored) or 3 (the grey channel repeated, for RGB models), "
                           f"got {channels!r}", "channels")
@@ -174,7 +175,7 @@ def _looks_like_history(path: Path) -> bool:
     return head in (b"{", b"")
 
 
-def check_outputs(outputs: Mapping[str, Any], *, checkpoint: str | None = None, resume: bool = False,
+def check_outputs(outputs: Mapping[str, Any], *, checkpoint: str | None = None, resume: bool | str = False,
                   overwrite: bool = False, cli: bool = False) -> None:
     """Check the output paths of a run before it starts.
 
@@ -182,8 +183,8 @@ def check_outputs(outputs: Mapping[str, Any], *, checkpoint: str | None = None, 
     file name (not empty, not a folder), different from the others, in a folder that exists or can be created, where
     a file can be written. ``checkpoint`` names the entry that is the checkpoint: an existing file there belongs to
     an earlier run and is only used with ``resume`` or replaced with ``overwrite``. An existing file at another output
-    that is not a JSON history is only replaced with ``overwrite``. Symbolic links are followed (they are written
-    through).
+    that is not a JSON history is only replaced with ``overwrite``. ``resume=True`` needs the checkpoint to exist;
+    ``resume="or-start"`` starts a new run when it does not. Symbolic links are followed (they are written through).
     """
     seen: dict[str, str] = {}
     for field, value in outputs.items():
@@ -217,9 +218,15 @@ def check_outputs(outputs: Mapping[str, Any], *, checkpoint: str | None = None, 
                 raise BadArgument(f"{name} {text} already exists and is not a JSON history ({describe(path)}); "
                                   f"choose another name, or replace it with {option('overwrite', cli).rstrip('=')}",
                                   field)
-    if resume and checkpoint is not None and outputs.get(checkpoint) is None:
-        raise BadArgument(f"{option('resume', cli).rstrip('=')} needs {option(checkpoint, cli).rstrip('=')} PATH",
-                          "resume")
+    if resume and checkpoint is not None:
+        path = outputs.get(checkpoint)
+        if path is None:
+            raise BadArgument(f"{option('resume', cli).rstrip('=')} needs {option(checkpoint, cli).rstrip('=')} "
+                              "PATH", "resume")
+        if resume is True and not real_target(Path(os.fspath(path)).expanduser()).exists():
+            start = "--resume-or-start" if cli else "resume='or-start'"
+            raise BadArgument(f"{option('resume', cli).rstrip('=')}: there is no checkpoint at {path} to continue; "
+                              f"check the path, or use {start} to start a new run when there is none", "resume")
 
 
 def check_space(path: str | os.PathLike, nbytes: int, what: str) -> None:

@@ -7,6 +7,8 @@ cannot be written or that another run is writing, values that cannot work, a los
 NaN, a damaged data cache, and inputs of the wrong kind in the library. The runs are LeNet on a few dozen images of
 the bundled sample, on one thread.
 """
+import contextlib
+import io
 import json
 import math
 import os
@@ -25,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from alexnet_lib import checkpoint, data, experiments, models, outputs, runs, validate
+from alexnet_lib.cli import main
 from alexnet_lib.train import DivergedError, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,11 +49,31 @@ def env_for(cache: Path, **extra) -> dict:
     return env
 
 
-def cli(*args, cwd: Path, cache: Path, timeout: float = 180, **env) -> subprocess.CompletedProcess:
-    """``python -m alexnet_lib train ARGS`` as a learner runs it."""
-    return subprocess.run([sys.executable, "-m", "alexnet_lib", "train", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=env_for(cache, **env),
-                          restore_signals=True)
+def cli(*args, cwd: Path, cache: Path, real: bool = False, timeout: float = 180, **env) -> subprocess.CompletedProcess:
+    """``python -m alexnet_lib train ARGS`` as a learner runs it: ``real=True`` in a new interpreter; otherwise
+    :func:`alexnet_lib.cli.main` in this one (the same code from argument parsing to exit code, without the seconds
+    a new interpreter spends importing torch), with its working folder, cache and output streams."""
+    argv = ["train", *map(str, args)]
+    if real:
+        return subprocess.run([sys.executable, "-m", "alexnet_lib", *argv], cwd=cwd, capture_output=True, text=True,
+                              timeout=timeout, env=env_for(cache, **env), restore_signals=True)
+    assert not env, "environment variables other than the cache need real=True"
+    out, err, before, old_cache = io.StringIO(), io.StringIO(), os.getcwd(), os.environ.get("ALEXNET_CACHE")
+    os.environ["ALEXNET_CACHE"] = str(cache)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code
+    finally:
+        os.chdir(before)
+        if old_cache is None:
+            os.environ.pop("ALEXNET_CACHE", None)
+        else:
+            os.environ["ALEXNET_CACHE"] = old_cache
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def error_line(proc: subprocess.CompletedProcess, code: int) -> str:
@@ -72,6 +95,7 @@ def nothing_started(tmp_path: Path, cache: Path, *outs: Path) -> None:
 def lenet_ckpt(tmp_path_factory, shared_cache):
     """A finished 1-epoch LeNet run: its checkpoint and history (copied by each test that changes them)."""
     d = tmp_path_factory.mktemp("lenet")
+    torch.set_num_threads(1)
     proc = cli(*TINY, "--epochs", "1", "--checkpoint", d / "c.pt", "--out", d / "h.json", cwd=d, cache=shared_cache)
     assert proc.returncode == 0, proc.stderr
     return d / "c.pt"
@@ -93,7 +117,7 @@ def test_resume_of_another_run_is_refused_naming_each_difference(lenet_ckpt, tmp
                cwd=tmp_path, cache=shared_cache)
     line = error_line(proc, 2)
     for says in ("holds another run", "lr 0.01 there, 0.5 now", "batch_size 32 there, 8 now",
-                 "activation 'sigmoid' there, 'relu' now", "optimizer 'sgd' there, 'adam' now"):
+                 "activation not given (the default) there, 'relu' now", "optimizer 'sgd' there, 'adam' now"):
         assert says in line, line
     assert ckpt.read_bytes() == before and not (tmp_path / "h.json").exists()
 
@@ -128,8 +152,8 @@ def test_resume_without_a_checkpoint_is_an_error_unless_asked_to_start(tmp_path,
 
 # --- 3: what an interrupted run says --------------------------------------------------------------------------------
 
-SLOW = ["--model", "d2l_alexnet", "--device", "cpu", "--train-limit", "512", "--test-limit", "32", "--batch-size",
-        "32", "--epochs", "2"]  # an epoch takes seconds on one thread: time for a signal to land inside it
+SLOW = ["--model", "lenet", "--device", "cpu", "--train-limit", "5000", "--test-limit", "32", "--batch-size", "16",
+        "--epochs", "3"]  # an epoch of the whole sample takes seconds on one thread: time for a signal to land in it
 
 
 def start(args, cwd: Path, cache: Path) -> subprocess.Popen:
@@ -151,7 +175,7 @@ def test_interrupted_first_epoch_says_nothing_was_saved(tmp_path, shared_cache):
     proc = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
         wait_for(tmp_path / ".c.pt.lock", proc)  # the run has started (outputs checked and locked)
-        time.sleep(1.0)
+        time.sleep(0.5)  # loading the data, or in the first epoch: either way before anything could be saved
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -182,6 +206,43 @@ def tiny_loaders(n=96, batch_size=32):
     x, y = torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
     return (DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)),
             DataLoader(TensorDataset(x[:32], y[:32]), batch_size))
+
+
+class StopsAt:
+    """The batches of ``loader``, and Ctrl-C (KeyboardInterrupt) at batch ``at`` (1-based) of the whole run."""
+
+    def __init__(self, loader, at: int):
+        self.loader, self.batch_size, self.at, self.seen = loader, loader.batch_size, at, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.seen += 1
+            if self.seen == self.at:
+                raise KeyboardInterrupt
+            yield batch
+
+
+@pytest.mark.parametrize("at, says", [
+    (2, "interrupted during epoch 1: nothing was saved"),
+    (3 + 2, "interrupted during epoch 2: epoch 1 saved to {ckpt} (history in {hist}); continue with --resume"),
+    (6 + 2, "interrupted during epoch 3: epochs 1-2 saved to {ckpt} (history in {hist}); continue with --resume"),
+])
+def test_interrupted_run_says_exactly_what_is_saved(at, says, tmp_path, capsys):
+    ckpt, hist = tmp_path / "c.pt", tmp_path / "h.json"
+    train_iter, test_iter = tiny_loaders()  # 3 steps per epoch
+    with pytest.raises(KeyboardInterrupt):
+        train(models.lenet(), StopsAt(train_iter, at), test_iter, 4, 0.1, device="cpu", checkpoint=ckpt,
+              history_path=hist)
+    err = capsys.readouterr().err
+    assert says.format(ckpt=ckpt, hist=hist) in err, err
+    done = (at - 1) // 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["c.pt", "h.json"] if done else [])
+    if done:
+        assert len(checkpoint.load(ckpt)["history"]["epochs"]) == done
+        assert runs.load_json(hist)["status"] == "interrupted" and len(runs.load_json(hist)["epochs"]) == done
 
 
 def test_signal_while_the_checkpoint_is_written_waits_for_it(tmp_path, monkeypatch, capsys):
@@ -237,7 +298,7 @@ def test_damaged_checkpoint_is_detected(how, lenet_ckpt, tmp_path, shared_cache)
     with pytest.raises(checkpoint.CheckpointDamaged):
         checkpoint.load(ckpt)
     line = error_line(cli(*TINY, "--epochs", "2", "--checkpoint", ckpt, "--resume", cwd=tmp_path,
-                          cache=shared_cache), 1)
+                          cache=shared_cache, real=how == "bytes overwritten"), 1)
     assert f"{ckpt} is" in line and ("damaged" in line or "empty" in line), line
     assert "--overwrite" in line and "learning rate" not in line, line
 
@@ -288,7 +349,8 @@ def test_unwritable_file_system_is_one_line_before_the_run(fs, tmp_path):
     line = error_line(proc, 1)
     says = {"read-only": ("read-only", "permission denied"), "full": ("no space left",),
             "too small for the checkpoint": ("not enough space",)}[fs]
-    assert any(s in line for s in says) and "--checkpoint" in line, line
+    names = f"--checkpoint {folder / 'c.pt'}" if fs == "too small for the checkpoint" else f"--out {folder / 'h.json'}"
+    assert any(s in line for s in says) and names in line, line
     assert not cache.exists()  # before the data was loaded
 
 
@@ -394,9 +456,10 @@ def test_temporary_file_removed_when_a_write_fails(tmp_path, monkeypatch):
     (["--device", "cuda"], 1, "--device 'cuda': "),
     (["--device", "cuda:3"], 1, "--device 'cuda:3': "),
     (["--lr", "inf"], 2, "--lr must be"),
-    (["--weight-decay", "nan"], 2, "--weight-decay must be at least 0.0, got nan"),
-    (["--momentum", "nan"], 2, "--momentum must be in [0.0, 1.0), got nan"),
-    (["--momentum", "-1"], 2, "--momentum must be in [0.0, 1.0), got -1.0"),
+    (["--weight-decay", "nan"], 2, "argument --weight-decay: must be 0 or more, got nan"),
+    (["--momentum", "nan"], 2, "argument --momentum: must be 0 or more, got nan"),
+    (["--momentum", "-1"], 2, "argument --momentum: must be 0 or more, got -1.0"),
+    (["--momentum", "1.5"], 2, "--momentum must be in [0.0, 1.0), got 1.5"),
     (["--dropout", "2"], 2, "--dropout must be in [0.0, 1.0), got 2.0"),
     (["--seed", str(2**64)], 2, "--seed must be in [0, 2**64)"),
     (["--seed", "-1"], 2, "--seed must be in [0, 2**64)"),
@@ -407,7 +470,8 @@ def test_bad_value_is_one_line_before_data_is_loaded(args, code, says, tmp_path)
     out = tmp_path / "h.json"
     i = TINY.index("--device")
     base = TINY[:i] + TINY[i + 2:] if "--device" in args else TINY
-    proc = cli(*base, "--epochs", "1", *args, "--out", out, cwd=tmp_path, cache=cache, CUDA_VISIBLE_DEVICES="")
+    hide = dict(real=True, CUDA_VISIBLE_DEVICES="") if "cuda" in args[-1] else {}  # as on a machine without GPU
+    proc = cli(*base, "--epochs", "1", *args, "--out", out, cwd=tmp_path, cache=cache, **hide)
     line = error_line(proc, code)
     assert says in line, line
     if "cuda" in args[-1]:
@@ -423,8 +487,8 @@ def test_quick_profile_says_what_it_changed_and_keeps_what_was_asked(tmp_path, s
     h = runs.load_json(out)
     assert h["settings"]["epochs"] == 1 and h["settings"]["train_limit"] == 64  # asked for: kept
     assert "quick profile" in proc.stdout + proc.stderr and "batch_size 256 -> " in proc.stdout + proc.stderr
-    assert h["profile_changes"]["batch_size"][0] == 256 and h["settings"]["batch_size"] == h[
-        "profile_changes"]["batch_size"][1]
+    changes = h["settings"]["profile_changes"]
+    assert changes["batch_size"][0] == 256 and h["settings"]["batch_size"] == changes["batch_size"][1]
     proc = cli("--preset", "ch02/lenet", "--device", "cpu", "--train-limit", "64", "--test-limit", "32",
                "--epochs", "1", "--batch-size", "256", "--out", out, "--overwrite", cwd=tmp_path, cache=shared_cache)
     assert proc.returncode == 0 and runs.load_json(out)["settings"]["batch_size"] == 256, proc.stderr
@@ -514,7 +578,8 @@ def test_damaged_cache_is_rebuilt_with_a_note(how, tmp_path):
         labels.write_bytes(bytes(raw))
         if how == "same, old time restored":
             os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns))
-    proc = cli(*TINY, "--epochs", "1", "--out", tmp_path / "h.json", cwd=tmp_path, cache=cache)
+    # another seed: a new run (not one the history cache of quick runs could answer without reading the data)
+    proc = cli(*TINY, "--epochs", "1", "--seed", "1", "--out", tmp_path / "h.json", cwd=tmp_path, cache=cache)
     assert proc.returncode == 0, proc.stderr
     notes = [ln for ln in proc.stderr.splitlines() if ln.startswith("note: ")]
     assert len(notes) == 1 and "unpacking it again" in notes[0], proc.stderr
@@ -547,8 +612,8 @@ def test_wrong_kind_of_input_says_convert_to_float32(x, says):
 
 
 @pytest.mark.parametrize("kw, says", [
-    (dict(resize=0), "resize must be None (keep 28x28) or a side of at least 1 pixel, got 0"),
-    (dict(resize=-5), "got -5"),
+    (dict(image_size=0), "image_size must be None (keep 28x28) or a side of at least 1 pixel, got 0"),
+    (dict(image_size=-5), "got -5"),
     (dict(channels=2), "channels must be 1 (grey, as stored) or 3"),
     (dict(batch_size=0), "batch_size= must be at least 1, got 0"),
 ])

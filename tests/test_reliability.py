@@ -39,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
     ("lenet", (2, 3, 28, 28), "features.0", "1x28x28"),             # RGB into the 1-channel LeNet
     ("lenet", (2, 1, 20, 20), "classifier.0", "1x28x28"),           # too small for LeNet's first dense layer
     ("paper_alexnet", (1, 1, 227, 227), "features.0", "3x227x227"),  # grey image into the RGB paper model
-    ("paper_alexnet", (1, 3, 224, 224), "classifier.1", "3x227x227"),  # the paper's "224" that does not fit
+    ("paper_alexnet", (1, 3, 224, 224), "classifier.0", "3x227x227"),  # the paper's "224" that does not fit
 ])
 def test_wrong_input_shape_names_layer_shape_and_smallest_input(builder, shape, layer, smallest):
     net = models.build_model(builder)
@@ -277,8 +277,12 @@ def test_killed_run_resumes_with_a_continuous_history(sig, tmp_path):
     epochs, ckpt, hist = 8, tmp_path / "run.pt", tmp_path / "run.json"
     script = KILLED_RUN.format(tiny_loaders=inspect.getsource(tiny_loaders), epochs=epochs, ckpt=str(ckpt),
                                hist=str(hist))
+    # a child of a background job starts with SIGINT ignored (so Ctrl-C in the terminal spares it), and Python then
+    # installs no KeyboardInterrupt handler: give the child the default disposition, as a foreground command has
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "ALEXNET_PROFILE": "quick", "OMP_NUM_THREADS": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "ALEXNET_PROFILE": "quick",
+                                                                   "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for(ckpt, proc)
         time.sleep(0.1)  # into the next epoch
@@ -287,7 +291,7 @@ def test_killed_run_resumes_with_a_continuous_history(sig, tmp_path):
     finally:
         proc.kill()
     assert proc.returncode != 0, "the run finished before the signal came"
-    assert f"resume with resume=True from {ckpt}" in err, err
+    assert f"saved to {ckpt}" in err and "continue with --resume (resume=True in Python)" in err, err
     killed = runs.load_json(hist)
     done = len(killed["epochs"])
     assert killed["status"] == "interrupted" and 1 <= done < epochs
