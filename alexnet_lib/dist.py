@@ -7,7 +7,7 @@ Run any training command under torchrun::
 and on several machines the same line on each, meeting at one machine's address (the c10d rendezvous; ranks are
 numbered once all have joined, so no ``--node-rank``)::
 
-    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29400 --rdzv-id fast16 \
+    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29400 --rdzv-id fast16 \\
         -m alexnet_lib train --preset fast --compile --out runs/fast_16gpu.json
 
 Each process (rank) gets its own shard of every epoch (``DistributedSampler`` for the DataLoader path, a slice of the
@@ -15,9 +15,9 @@ shared permutation for the GPU-resident path) and ``global batch / N`` images pe
 global batch as on one GPU. :class:`torch.nn.parallel.DistributedDataParallel` all-reduces (averages) the gradients
 during the backward pass, so every rank applies the same update. Losses and accuracies are summed over ranks before
 they are recorded, so the history means the same as a one-GPU run's; only rank 0 prints, shows progress, and writes
-checkpoints and histories. The same command runs on CPUs with the gloo backend (the tests do that with 2 processes, and with two
-"machines" on 127.0.0.1). DDP's own options (bucket size, gradients as bucket views, static graph, bf16
-gradient compression) are TrainConfig fields, applied by :func:`wrap`.
+checkpoints and histories. The same command runs on CPUs with the gloo backend (the tests do that with 2
+processes, and with two "machines" on 127.0.0.1). DDP's own options (bucket size, gradients as bucket views,
+static graph, bf16 gradient compression) are TrainConfig fields, applied by :func:`wrap`.
 """
 from __future__ import annotations
 
