@@ -283,3 +283,35 @@ def test_missing_glyphs_would_be_caught():
     from alexnet_lib import plot  # noqa: F401  (setup_fonts has run)
     with matplotlib.rc_context({"font.family": ["DejaVu Sans"], "font.sans-serif": ["DejaVu Sans"]}):
         assert any("missing from font" in m for m in draw_with_chinese_labels())
+
+
+# --- architecture diagrams -------------------------------------------------------------------------------------------
+
+def test_architecture_diagrams_come_from_the_model():
+    """Every convolution, pooling and dense layer is a box labelled from its settings, with the traced output
+    shape; a change to the model changes the picture; labels in the page's language."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torch import nn
+
+    from alexnet_lib import models
+    from alexnet_lib.plot import architecture_blocks, draw_architectures
+    from alexnet_lib.trace import trace
+
+    net = models.d2l_alexnet()
+    blocks = architecture_blocks(net, lang="en")
+    kinds = [b["kind"] for b in blocks]
+    assert kinds.count("conv") == 5 and kinds.count("pool") == 3 and kinds.count("dense") == 3
+    assert blocks[1]["text"] == "11×11 conv, 96, stride 4, pad 1 + ReLU" and blocks[1]["shape"] == (96, 54, 54)
+    assert blocks[-2]["text"] == "dense 4096 + ReLU, dropout 0.5"
+    shapes = {r["layer"]: r["shape"] for r in trace(net).rows}
+    assert all(b["shape"] == shapes[b["layer"]] for b in blocks[1:])
+    net.features[10] = nn.Conv2d(384, 256, kernel_size=5, padding=2)  # a different last convolution, same shapes
+    assert architecture_blocks(net, lang="zh")[7]["text"] == "5×5 卷积层，256 通道，填充 2 + ReLU"
+    paper = architecture_blocks(models.paper_alexnet(), lang="zh")
+    assert sum("局部响应归一化" in b["text"] for b in paper) == 2 and sum("分组 2" in b["text"] for b in paper) == 3
+    fig = draw_architectures({"LeNet": models.lenet(), "AlexNet": models.d2l_alexnet()}, lang="zh")
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "5×5 卷积层，6 通道，填充 2 + Sigmoid" in texts and "1×224×224" in texts and len(fig.axes) == 2
+    plt.close(fig)

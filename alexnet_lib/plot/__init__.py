@@ -6,6 +6,7 @@ seed, mean and range), ``bench`` (throughput, roofline),
 plot_runs``.
 """
 from .activations import *  # noqa: F401,F403
+from .architecture import *  # noqa: F401,F403
 from .bench import *  # noqa: F401,F403
 from .common import *  # noqa: F401,F403
 from .curves import *  # noqa: F401,F403
@@ -13,9 +14,9 @@ from .images import *  # noqa: F401,F403
 from .seeing import *  # noqa: F401,F403
 from .seeds import *  # noqa: F401,F403
 from .two_gpus import *  # noqa: F401,F403
-from . import activations, bench, common, curves, images, seeds, seeing, two_gpus
+from . import activations, architecture, bench, common, curves, images, seeds, seeing, two_gpus
 
-__all__ = [*common.__all__, *curves.__all__, *images.__all__, *activations.__all__, *seeing.__all__, *seeds.__all__,
-           *bench.__all__, *two_gpus.__all__]
+__all__ = [*common.__all__, *curves.__all__, *images.__all__, *activations.__all__, *architecture.__all__,
+           *seeing.__all__, *seeds.__all__, *bench.__all__, *two_gpus.__all__]
 
 setup_fonts()
