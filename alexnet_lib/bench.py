@@ -1,9 +1,16 @@
 """``python -m alexnet_lib bench``: training throughput of the seeds' loop and of each speed switch, in one run.
 
-Every configuration runs through the same :func:`alexnet_lib.train.train` loop for two short epochs; the second
-epoch's images/s is reported (the first one pays for warm-up, cuDNN autotuning and compilation). The table gives,
-per configuration, images/s, the ratio to the seeds' loop, the fraction of the bf16 limit (training FLOPs per image
-from ``torch.utils.flop_counter``, peak from a measured 8192^3 bf16 matmul) and the peak GPU memory.
+Every configuration runs through the same :func:`alexnet_lib.train.train` loop for one warm-up epoch (warm-up,
+cuDNN autotuning, compilation) and then ``windows`` timed epochs of ``steps`` steps each; a row reports the median
+images/s of those windows and their spread (min and max), so that a switch's gain can be told from run-to-run
+noise. The table gives, per configuration, images/s, the ratio to the seeds' loop, the fraction of the bf16 limit
+(training FLOPs per image from ``torch.utils.flop_counter``, peak from a measured 8192^3 bf16 matmul) and the peak
+GPU memory.
+
+The main rows (:data:`STEPS`) each add one switch to the row before; the rows of :data:`ASIDE` each change one
+thing of the last main row (CUDA graphs, the unfused pooling, the augmentation paths), and the last one trains that
+same configuration with PyTorch Lightning's ``Trainer`` instead of the course's loop (:mod:`.peer`; skipped, with
+a note, where Lightning is not installed).
 
 With ``--profile`` (``run_bench(profile=True)``) it also records where a step's time goes: GPU milliseconds per
 kernel and per kind of kernel from ``torch.profiler`` (:func:`kernel_profile`) before and after the space-to-depth
@@ -18,6 +25,7 @@ import dataclasses
 import datetime
 import os
 import platform
+import statistics
 import time
 
 import torch
@@ -30,8 +38,9 @@ from .runs import save_json
 from .trace import human, valid_sizes
 from .train import compiled, setup, train, train_step
 
-__all__ = ["BASE", "STEPS", "CONFIGS", "measure_peak_tflops", "train_flops_per_image", "run_bench", "ddp_bench",
-           "layer_times", "kernel_profile", "format_layers", "format_kernels", "main"]
+__all__ = ["BASE", "STEPS", "ASIDE", "PEER", "CONFIGS", "window_stats", "measure_peak_tflops", "train_flops_per_image",
+           "run_bench", "ddp_bench", "layer_times", "kernel_profile", "format_layers", "format_kernels", "format_table",
+           "main"]
 
 # The seeds' loop: the DataLoader path, fp32, a .item() every step, batch 128, two short epochs of the full data.
 BASE = TrainConfig(model="d2l_alexnet", epochs=2, lr=0.01, momentum=0.9, batch_size=128, source="full",
@@ -45,10 +54,19 @@ STEPS: list[tuple[str, dict]] = [
     ("+ channels_last", dict(channels_last=True)),
     ("+ fused SGD", dict(fused=True)),
     ("+ batch 512", dict(batch_size=512)),
-    ("+ torch.compile", dict(compile=True)),
     ("+ space-to-depth conv1", dict(s2d_stem=True)),
     ("+ batch 2048", dict(batch_size=2048)),
+    ("+ fused ReLU + max-pool", dict(fused_pool=True)),
+    ("+ torch.compile", dict(compile=True)),
+]
+# Each of these changes one thing of the last main row; PEER trains that row's configuration with Lightning.
+PEER = "Lightning Trainer (peer)"
+ASIDE: list[tuple[str, dict]] = [
     ("+ CUDA graphs", dict(compile="reduce-overhead")),
+    ("compiled, unfused ReLU + max-pool", dict(fused_pool=False)),
+    ("+ shift augmentation (grid_sample)", dict(augment="shift", normalize=True)),
+    ("+ shift augmentation at 28x28", dict(augment="shift", normalize=True, fast_augment=True)),
+    (PEER, {}),
 ]
 
 
@@ -61,10 +79,12 @@ def _cumulative(base: TrainConfig, steps: list[tuple[str, dict]]) -> list[tuple[
 
 
 CONFIGS: list[tuple[str, TrainConfig]] = _cumulative(BASE, STEPS)
+CONFIGS += [(name, CONFIGS[-1][1].replace(**changes)) for name, changes in ASIDE]
 CPU_CONFIGS = ["seeds' loop", "+ GPU-resident data", "+ no .item() per step", "+ channels_last",
-               "+ space-to-depth conv1"]
-# Profiled with --profile: the step before and after the space-to-depth first layer.
-PROFILED = ["+ torch.compile", "+ space-to-depth conv1"]
+               "+ space-to-depth conv1", "+ fused ReLU + max-pool", "+ shift augmentation at 28x28", PEER]
+# Profiled with --profile: the step before and after the space-to-depth first layer (eager, batch 512), and the
+# compiled step without and with the fused ReLU + max-pool (batch 2048).
+PROFILED = ["+ batch 512", "+ space-to-depth conv1", "compiled, unfused ReLU + max-pool", "+ torch.compile"]
 
 
 def measure_peak_tflops(device: torch.device, n: int = 8192, reps: int = 10) -> float:
@@ -107,22 +127,39 @@ def bench_lr(batch: int) -> float:
     return 0.01 * min(batch, 512) / 128
 
 
-def _one(name: str, cfg: TrainConfig, steps: int, device: torch.device) -> dict:
-    """Two short epochs of ``steps`` steps of ``cfg`` (``cfg.batch_size`` is the global batch); the second's img/s."""
+def window_stats(rates: list[float]) -> dict:
+    """The median images/s of the timed windows, their spread (min, max) and the windows themselves."""
+    return {"img_per_s": statistics.median(rates), "img_per_s_min": min(rates), "img_per_s_max": max(rates),
+            "img_per_s_windows": list(rates)}
+
+
+SWITCHES = ("data_path", "item_every_step", "amp", "channels_last", "fused", "compile", "s2d_stem", "fused_pool",
+            "augment", "fast_augment")
+
+
+def _one(name: str, cfg: TrainConfig, steps: int, device: torch.device, windows: int = 1) -> dict:
+    """One warm-up epoch and ``windows`` timed epochs of ``steps`` steps of ``cfg`` (``cfg.batch_size`` is the
+    global batch); :func:`window_stats` of the timed ones. The row named :data:`PEER` runs in Lightning."""
     per_rank = max(1, cfg.batch_size // dist.world_size())
     cfg = cfg.replace(lr=bench_lr(per_rank), train_limit=cfg.batch_size * steps, test_limit=cfg.batch_size,
-                      num_workers=4 if device.type == "cuda" else 0, seed=0)
+                      num_workers=4 if device.type == "cuda" else 0, seed=0, epochs=1 + windows)
     net = build(cfg)[0]
     train_iter, test_iter = loaders(cfg, device, dist.rank(), dist.world_size())
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     t0 = time.perf_counter()
-    h = train(net, train_iter, test_iter, config=cfg, device=device, verbose=False, progress=False)
-    switches = {k: getattr(cfg, k) for k in ("data_path", "item_every_step", "amp", "channels_last", "fused",
-                                             "compile", "s2d_stem")}
-    return {"name": name, "batch": per_rank, **switches, "img_per_s": h["epochs"][-1]["img_per_s"],
-            "steps": len(train_iter), "wall_s": time.perf_counter() - t0,
+    if name == PEER:
+        from .peer import lightning_windows
+        cfg = cfg.resolved(device.type)
+        out = lightning_windows(net, train_iter, lr=cfg.lr, windows=windows, device=device,
+                                compile=bool(cfg.compile), channels_last=cfg.channels_last, fused=cfg.fused)
+        rates, extra = out["img_per_s_windows"], {"framework": out["framework"]}
+    else:
+        h = train(net, train_iter, test_iter, config=cfg, device=device, verbose=False, progress=False)
+        rates, extra = [e["img_per_s"] for e in h["epochs"][1:]], {}
+    return {"name": name, "batch": per_rank, **{k: getattr(cfg, k) for k in SWITCHES}, **window_stats(rates),
+            "windows": windows, "steps": len(train_iter), "wall_s": time.perf_counter() - t0, **extra,
             "peak_mem_GB": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
 
 
@@ -239,7 +276,7 @@ def kernel_profile(cfg: TrainConfig | None = None, model_name: str = "d2l_alexne
 
     def run(n):
         state.stats = torch.zeros(3, device=device)
-        state.first_bad = torch.full((), -1, device=device)
+        state.first_bad = state.first_blowup = torch.full((), -1, device=device)  # what train_epoch resets
         it = iter(loader)
         for i in range(n):
             train_step(state, *next(it), i)
@@ -293,35 +330,56 @@ def format_kernels(prof: dict, n: int = 12) -> str:
     return "\n".join(lines)
 
 
-def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,
-              only: list[str] | None = None, device: torch.device | str | None = None, out=None,
-              verbose: bool = True, batch: int | None = None, profile: bool = False) -> dict:
-    """Measure every configuration in :data:`CONFIGS` (those that exist on this device) and return the table.
-
-    ``batch`` replaces every configuration's batch size (default: each its own on a GPU, 16 on a CPU).
-    ``profile=True`` also records where the time goes: :func:`kernel_profile` of the configurations in
-    :data:`PROFILED` and :func:`layer_times` without and with the space-to-depth first layer (``"profile"`` key).
-    """
-    device, size = _defaults(device, size)
-    on_gpu = device.type == "cuda"
-    steps = steps or (40 if on_gpu else 3)
+def _select(only, on_gpu: bool, fused_pool: bool) -> list[tuple[str, TrainConfig]]:
     unknown = [n for n in only or [] if n not in dict(CONFIGS)]
     if unknown:
         raise ValueError(f"unknown configuration(s) {unknown}; choose from {[n for n, _ in CONFIGS]}")
     configs = [(n, c) for n, c in CONFIGS if (on_gpu or n in CPU_CONFIGS) and (not only or n in only)]
-    configs = [(n, c.replace(model=model, image_size=size)) for n, c in configs]
-    if batch or not on_gpu:
-        configs = [(n, c.replace(batch_size=batch or 16)) for n, c in configs]
-    if not on_gpu:  # no compilation on a CPU (minutes of C++ builds for a few steps)
-        configs = [(n, c.replace(compile=False)) for n, c in configs]
+    if not fused_pool:  # without the fused operator: its rows go, and no other row uses it
+        fused_rows = {n for n, ch in STEPS + ASIDE if "fused_pool" in ch}
+        configs = [(n, c.replace(fused_pool=False)) for n, c in configs if n not in fused_rows]
+    return configs
+
+
+def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,
+              only: list[str] | None = None, device: torch.device | str | None = None, out=None,
+              verbose: bool = True, batch: int | None = None, profile: bool = False, windows: int = 5,
+              fused_pool: bool = True) -> dict:
+    """Measure every configuration in :data:`CONFIGS` (those that exist on this device) and return the table.
+
+    Each row: one warm-up epoch, then ``windows`` timed epochs of ``steps`` steps (median and spread reported).
+    ``batch`` replaces every configuration's batch size (default: each its own on a GPU, 16 on a CPU).
+    ``fused_pool=False`` leaves out the fused ReLU + max-pool operator (for a GPU where it did not check out).
+    ``profile=True`` also records where the time goes: :func:`kernel_profile` of the configurations in
+    :data:`PROFILED` and :func:`layer_times` of the plain, space-to-depth and fused models (``"profile"`` key).
+    The row :data:`PEER` is skipped, with the reason in ``result["skipped"]``, where Lightning is not installed.
+    """
+    from .peer import unavailable
+
+    device, size = _defaults(device, size)
+    on_gpu = device.type == "cuda"
+    steps = steps or (25 if on_gpu else 3)
+
+    def prepared(configs):
+        configs = [(n, c.replace(model=model, image_size=size)) for n, c in configs]
+        if batch or not on_gpu:
+            configs = [(n, c.replace(batch_size=batch or 16)) for n, c in configs]
+        if not on_gpu:  # no compilation on a CPU (minutes of C++ builds for a few steps)
+            configs = [(n, c.replace(compile=False)) for n, c in configs]
+        return configs
+    configs = prepared(_select(only, on_gpu, fused_pool))
     flops = train_flops_per_image(model, size, device)
     peak = measure_peak_tflops(device) if on_gpu else None
     result = {"model": model, "image_size": size, "device": device.type,
               "device_name": torch.cuda.get_device_name(device) if on_gpu else platform.processor() or "cpu",
               "torch": str(torch.__version__), "date": datetime.date.today().isoformat(),
-              "train_flops_per_image": flops, "peak_bf16_tflops": peak, "rows": []}
+              "train_flops_per_image": flops, "peak_bf16_tflops": peak, "windows": windows, "steps": steps,
+              "fused_pool": fused_pool, "rows": [], "skipped": []}
     for name, cfg in configs:
-        row = _one(name, cfg, steps, device)
+        if name == PEER and unavailable():
+            result["skipped"].append({"name": name, "note": unavailable()})
+            continue
+        row = _one(name, cfg, steps, device, windows)
         seeds = result["rows"][0]["img_per_s"] if result["rows"] else row["img_per_s"]
         row["x_seeds"] = row["img_per_s"] / seeds
         row["pct_of_peak"] = 100 * row["img_per_s"] * flops / (peak * 1e12) if peak else None
@@ -331,15 +389,8 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
         if out is not None:
             save_json(result, out)
     if profile:
-        cfgs = dict(CONFIGS)
-        pbatch = batch or (512 if on_gpu else 16)
-        psteps, pwarm, reps = (20, 10, 20) if on_gpu else (2, 1, 2)  # on a CPU only to check that it runs
-        result["profile"] = {
-            "kernels": {n: kernel_profile(cfgs[n].replace(batch_size=pbatch, compile=cfgs[n].compile and on_gpu),
-                                          model, size, steps=psteps, warmup=pwarm, device=device) for n in PROFILED},
-            "layers": {"plain": layer_times(model, pbatch, size, device, reps=reps),
-                       "space-to-depth": layer_times(model, pbatch, size, device, reps=reps,
-                                                     cfg=BASE.replace(channels_last=True, amp=None, s2d_stem=True))}}
+        every = dict(prepared(_select(None, True, fused_pool)))  # PROFILED rows whether run above or not
+        result["profile"] = _profile(every, model, size, device, batch, on_gpu)
         if verbose:
             for n, p in result["profile"]["kernels"].items():
                 print(f"== {n}\n" + format_kernels(p), flush=True)
@@ -348,18 +399,43 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
     return result
 
 
+def _profile(cfgs: dict, model: str, size: int, device: torch.device, batch: int | None, on_gpu: bool) -> dict:
+    """:func:`kernel_profile` of the :data:`PROFILED` rows that ran, :func:`layer_times` of three models."""
+    psteps, pwarm, reps = (20, 10, 20) if on_gpu else (2, 1, 2)  # on a CPU only to check that it runs
+    lbatch = batch or (512 if on_gpu else 16)
+    kernels = {n: kernel_profile(cfgs[n], model, size, steps=psteps, warmup=pwarm, device=device)
+               for n in PROFILED if n in cfgs}
+    layer_cfg = BASE.replace(channels_last=True, amp=None)
+    layers = {"plain": layer_times(model, lbatch, size, device, reps=reps),
+              "space-to-depth": layer_times(model, lbatch, size, device, reps=reps,
+                                            cfg=layer_cfg.replace(s2d_stem=True))}
+    if any(c.fused_pool for c in cfgs.values()):
+        layers["space-to-depth + fused pool"] = layer_times(model, lbatch, size, device, reps=reps,
+                                                            cfg=layer_cfg.replace(s2d_stem=True, fused_pool=True))
+    return {"kernels": kernels, "layers": layers}
+
+
 def _row_text(r: dict) -> str:
-    pct = f"{r['pct_of_peak']:5.1f}%" if r["pct_of_peak"] is not None else "     -"
-    mem = f"{r['peak_mem_GB']:6.1f} GB" if r["peak_mem_GB"] is not None else "       -"
-    return f"{r['name']:<24} batch {r['batch']:>4}  {r['img_per_s']:>9,.0f} img/s  {r['x_seeds']:6.1f}x  {pct}  {mem}"
+    pct = f"{r['pct_of_peak']:5.1f}%" if r.get("pct_of_peak") is not None else "     -"
+    mem = f"{r['peak_mem_GB']:5.1f} GB" if r.get("peak_mem_GB") is not None else "      -"
+    spread = (f"{r['img_per_s_min']:>7,.0f}-{r['img_per_s_max']:<7,.0f}" if "img_per_s_min" in r
+              else f"{'(1 window)':^15}")  # bench files from before the windows: one timed epoch
+    return (f"{r['name']:<35} {r['batch']:>5}  {r['img_per_s']:>8,.0f}  {spread}  {r['x_seeds']:6.2f}x  {pct}  "
+            f"{mem}")
 
 
 def format_table(result: dict) -> str:
+    """The bench as text: per row the batch, median images/s and the range over the timed windows, the ratio to
+    the seeds' loop, % of the measured bf16 peak and peak memory; then any skipped row with its reason."""
     head = (f"{result['model']} at {result['image_size']}x{result['image_size']} on {result['device_name']}, "
             f"torch {result['torch']}, {result['date']}; training FLOPs/image {human(result['train_flops_per_image'])}"
             + (f", bf16 peak {result['peak_bf16_tflops']:.0f} TFLOP/s" if result["peak_bf16_tflops"] else ""))
-    cols = f"{'configuration':<24} {'':>10}  {'images/s':>15}  {'vs seeds':>7}  {'% peak':>6}  {'memory':>9}"
-    return "\n".join([head, cols] + [_row_text(r) for r in result["rows"]])
+    if "windows" in result:
+        head += f"\nimages/s: median of {result['windows']} windows of {result['steps']} steps, and their range"
+    cols = (f"{'configuration':<35} {'batch':>5}  {'images/s':>8}  {'range':^15}  {'vs seeds':>7}  {'% peak':>6}  "
+            f"{'memory':>8}")
+    skipped = [f"{r['name']:<35} skipped: {r['note']}" for r in result.get("skipped", [])]
+    return "\n".join([head, cols] + [_row_text(r) for r in result["rows"]] + skipped)
 
 
 # ``bench --ddp``: the strong-scaling row once per line here, each turning on DDP options (TrainConfig fields).
@@ -441,7 +517,8 @@ def main(args) -> int:
         return 0
     only = args.only.split(",") if args.only else None
     result = run_bench(args.model, args.size, args.steps, only, out=args.out, verbose=False,
-                       batch=args.batch_size, profile=args.profile)
+                       batch=args.batch_size, profile=args.profile, windows=args.windows,
+                       fused_pool=args.fused_pool)
     print(format_table(result))
     if args.profile:
         for name, p in result["profile"]["kernels"].items():

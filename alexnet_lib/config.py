@@ -22,7 +22,8 @@ PROFILES = ("quick", "full")
 # The fields that say how the model and the data are built (by :mod:`.experiments`); the others are read by the
 # training loop itself. A bare ``train(net, loaders, ...)`` records only the loop's fields: it did not build the rest.
 BUILD_FIELDS = ("model", "model_kwargs", "batch_size", "source", "image_size", "augment", "normalize", "channels",
-                "train_limit", "test_limit", "num_workers", "data_path", "s2d_stem")
+                "train_limit", "test_limit", "num_workers", "data_path", "s2d_stem", "fused_pool", "fast_augment",
+                "val")
 
 # The quick profile's sizes wherever an experiment's own ``quick`` does not say otherwise: the bundled sample, a few
 # hundred images, two epochs, small batches (measured on a 2-core CPU; see the preface chapter).
@@ -57,6 +58,8 @@ class TrainConfig:
     channels: int = 1                 # 3 replicates the grey channel (for RGB models)
     train_limit: int | None = None    # training images used (None: all)
     test_limit: int | None = None     # test images evaluated (None: all)
+    val: int = 0                      # hold out this many training images: evaluated each epoch, test set at the end
+    fast_augment: bool = False        # GPU path: shift/flip, normalise at 28x28, one resize (DataLoader: always)
     num_workers: int = 8              # DataLoader worker processes (the "loader" data path)
     data_path: str | None = None      # "gpu" (GPU-resident) or "loader" (DataLoader); None: gpu on CUDA
     # speed switches: they change speed, not the maths (None: on where CUDA is)
@@ -65,6 +68,7 @@ class TrainConfig:
     fused: bool | None = None         # single-kernel optimizer step (CUDA only)
     compile: bool | str = False       # torch.compile, or a mode such as "reduce-overhead"
     s2d_stem: bool = False            # first convolution as pixel_unshuffle + 3x3 conv (same maths)
+    fused_pool: bool = False          # ReLU + max pooling as one Triton operator (alexnet_lib.kernels; same maths)
     tta: bool = False                 # evaluate on each test image and its mirror
     item_every_step: bool = False     # read the loss with .item() after every step (a host sync; for measuring it)
     check_every: int = 50             # on a GPU, check the loss for NaN/inf every this many steps

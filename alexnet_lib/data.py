@@ -37,7 +37,7 @@ from .validate import check_data_args
 
 __all__ = ["DataError", "CLASSES", "FILES", "DEBIAN_DIR", "ENV_VAR", "SAMPLE_DIR", "class_names",
            "find_fashion_mnist", "fashion_mnist", "load_data_fashion_mnist", "load_tensors", "num_images",
-           "load_data_cifar10", "make_sample", "read_idx"]
+           "load_data_cifar10", "make_sample", "read_idx", "split_val", "VAL_SEED"]
 
 CLASSES = {
     "en": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
@@ -218,7 +218,7 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
                             root: str | os.PathLike | None = None, augment=None, normalize: bool = False,
                             channels: int = 1, train_limit: int | None = None, test_limit: int | None = None,
                             seed: int = 0, rank: int = 0, world_size: int = 1, test_batch_size: int | None = None,
-                            num_workers: int = 0, download: bool = True):
+                            num_workers: int = 0, download: bool = True, val: int = 0):
     """Fashion-MNIST as two DataLoaders ``(train_iter, test_iter)``, like d2l's function of the same name.
 
     The same arguments as :func:`alexnet_lib.gpu_data.gpu_loaders`, the GPU-resident path:
@@ -234,6 +234,8 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
         seed: the subset drawn by the limits and the shuffling order.
         rank, world_size: this process's shard of every epoch (a ``DistributedSampler`` when ``world_size > 1``).
         test_batch_size: images per test batch (default ``batch_size``); num_workers: loader processes.
+        val: hold out this many training images (:func:`split_val`); the second loader then goes through them,
+            without augmentation, instead of the test set.
     """
     check_data_args(batch_size, image_size, channels)  # before any file is read
     common = [transforms.ToTensor()]
@@ -246,8 +248,14 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
     augment = aug.transform(augment) if isinstance(augment, str) else augment
     train_tf = transforms.Compose(([augment] if augment is not None else []) + common)
     test_tf = transforms.Compose(common)
-    train = _limit(fashion_mnist(True, train_tf, source=source, root=root, download=download), train_limit, seed)
-    test = _limit(fashion_mnist(False, test_tf, source=source, root=root, download=download), test_limit, seed)
+    train = fashion_mnist(True, train_tf, source=source, root=root, download=download)
+    if val:
+        keep, held = split_val(len(train), val)
+        test = Subset(fashion_mnist(True, test_tf, source=source, root=root, download=download), held.tolist())
+        train = Subset(train, keep.tolist())
+    else:
+        test = fashion_mnist(False, test_tf, source=source, root=root, download=download)
+    train, test = _limit(train, train_limit, seed), _limit(test, test_limit, seed)
     kw = dict(num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())
     test_batch_size = test_batch_size or batch_size
     if world_size > 1:  # DDP: each rank its own shard
@@ -259,6 +267,18 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
     g = torch.Generator().manual_seed(seed)
     return (DataLoader(train, batch_size, shuffle=True, generator=g, drop_last=False, **kw),
             DataLoader(test, test_batch_size, shuffle=False, **kw))
+
+
+VAL_SEED = 2012  # the held-out split is the same for every run seed
+
+
+def split_val(n: int, val: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(train, held_out)`` of ``n`` training images with ``val`` of them held out for validation: the first
+    ``val`` of a fixed permutation (:data:`VAL_SEED`), so every run and both data paths hold out the same images."""
+    if not 0 < val < n:
+        raise ValueError(f"val must be between 1 and {n - 1} (the training images there are), got {val}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(VAL_SEED))
+    return perm[val:], perm[:val]
 
 
 def num_images(loader) -> int:

@@ -16,7 +16,7 @@ TWO = ["seeds' loop", "+ GPU-resident data"]
 
 @pytest.fixture(scope="module")
 def cpu_result():
-    return bench.run_bench(size=96, steps=1, only=TWO, device="cpu", verbose=False, batch=4)
+    return bench.run_bench(size=96, steps=1, only=TWO, device="cpu", verbose=False, batch=4, windows=3)
 
 
 def test_run_bench_on_cpu_gives_one_row_per_configuration(cpu_result):
@@ -26,6 +26,10 @@ def test_run_bench_on_cpu_gives_one_row_per_configuration(cpu_result):
     assert rows[0]["x_seeds"] == 1.0
     assert rows[1]["x_seeds"] == pytest.approx(rows[1]["img_per_s"] / rows[0]["img_per_s"])
     assert all(r["batch"] == 4 and r["steps"] == 1 for r in rows)  # batch= overrides every configuration
+    for r in rows:  # the median of three timed windows, and their range
+        assert len(r["img_per_s_windows"]) == 3 == r["windows"]
+        assert r["img_per_s_min"] <= r["img_per_s"] <= r["img_per_s_max"]
+        assert r["img_per_s"] == sorted(r["img_per_s_windows"])[1]
     assert cpu_result["peak_bf16_tflops"] is None and all(r["pct_of_peak"] is None for r in rows)
     assert (cpu_result["device"], cpu_result["image_size"]) == ("cpu", 96)
 
@@ -33,7 +37,16 @@ def test_run_bench_on_cpu_gives_one_row_per_configuration(cpu_result):
 def test_format_table_names_every_configuration(cpu_result):
     text = bench.format_table(cpu_result)
     assert all(name in text for name in TWO)
-    assert "96x96" in text and "img/s" in text
+    assert "96x96" in text and "median of 3 windows of 1 steps" in text
+    r = cpu_result["rows"][1]
+    assert f"{r['img_per_s_min']:,.0f}-{r['img_per_s_max']:,.0f}" in text
+
+
+def test_format_table_reads_bench_files_from_before_the_windows():
+    old = runs.load("bench/h100")
+    assert "img_per_s_min" not in old["rows"][0]
+    text = bench.format_table(old)
+    assert "(1 window)" in text and old["rows"][-1]["name"] in text
 
 
 def test_unknown_configuration_is_an_error():
@@ -98,7 +111,7 @@ def test_kernel_profile_sums_to_the_step_and_classifies_gpu_kernels():
 
 def test_recorded_profile_shows_the_first_layer_fix():
     prof = runs.load("bench/h100_profile")["profile"]
-    before, after = (prof["kernels"][n] for n in bench.PROFILED)
+    before, after = (prof["kernels"][n] for n in ("+ torch.compile", "+ space-to-depth conv1"))  # its two
     assert after["gpu_ms_per_step"] < before["gpu_ms_per_step"]
     assert "conv layout conversion" in before["kinds"] and "conv layout conversion" not in after["kinds"]
     assert prof["layers"]["space-to-depth"][0]["type"] == "SpaceToDepthConv2d"
