@@ -80,7 +80,7 @@ def test_time_to_accuracy_marks_the_first_epoch_at_the_target():
     h = {"device_name": "cpu", "date": "2026-01-01", "settings": {}, "epochs": [
         {"epoch": i + 1, "test_acc": a, "seconds": 2.0, "eval_seconds": 0.5} for i, a in enumerate([0.5, 0.91, 0.9])]}
     fig = plot.plot_time_to_accuracy({"run": h}, 0.9, lang="en")
-    assert [t.get_text() for t in fig.axes[1].texts if "epoch" in t.get_text()] == ["epoch 2, 5.0 s"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["run: epoch 2, 5.0 s"]  # below, off the curves
     matplotlib.pyplot.close("all")
 
 

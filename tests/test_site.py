@@ -315,3 +315,19 @@ def test_architecture_diagrams_come_from_the_model():
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "5×5 卷积层，6 通道，填充 2 + Sigmoid" in texts and "1×224×224" in texts and len(fig.axes) == 2
     plt.close(fig)
+
+
+def test_epoch_axes_tick_at_whole_epochs():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from alexnet_lib import plot
+    for n in (2, 3, 10):  # matplotlib's own ticks would be 1.2, 1.4, ... or 2.5, 5.0, 7.5
+        h = {"device_name": "cpu", "date": "2026-01-01", "settings": {}, "epochs": [
+            {"epoch": i, "loss": 1 / i, "train_acc": 0.5, "test_acc": 0.5} for i in range(1, n + 1)]}
+        for ax in [plot.plot_history(h, lang="en"), *plot.plot_runs({"a": h}, lang="zh").axes]:
+            ax.figure.canvas.draw()
+            ticks = [v for v in ax.get_xticks() if ax.get_xlim()[0] <= v <= ax.get_xlim()[1]]
+            assert len(ticks) >= 2 and all(float(v).is_integer() for v in ticks), (n, ticks)
+    plt.close("all")

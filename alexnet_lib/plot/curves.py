@@ -21,6 +21,7 @@ def plot_history(history: dict, title: str | None = None, lang: str | None = Non
     ax.plot(ep, [e["train_acc"] for e in history["epochs"]], "--s", ms=3, label=t("train_acc", lang))
     ax.plot(ep, [e["test_acc"] for e in history["epochs"]], "-.^", ms=3, label=t("test_acc", lang))
     ax.set_xlabel(t("epoch", lang))
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs are whole numbers
     ax.grid(alpha=0.3)
     ax.legend()
     if title:
@@ -40,6 +41,7 @@ def plot_runs(runs: dict[str, dict], metrics: Sequence[str] = ("test_acc", "trai
         for label, h in runs.items():
             ax.plot([e["epoch"] for e in h["epochs"]], [e[metric] for e in h["epochs"]], "-o", ms=3, label=label)
         ax.set_xlabel(t("epoch", lang))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(t(metric, lang))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -87,7 +89,7 @@ def plot_time_to_accuracy(runs: dict[str, dict], target: float, lang: str | None
     lang = lang or page_lang()
     fig, (ax_e, ax_s) = plt.subplots(1, 2, figsize=figsize)
     lo = min(e["test_acc"] for h in runs.values() for e in h["epochs"])
-    hits = 0
+    handles, labels = [], []
     for label, h in runs.items():
         ep = [e["epoch"] for e in h["epochs"]]
         secs = wall_clock(h)
@@ -97,11 +99,10 @@ def plot_time_to_accuracy(runs: dict[str, dict], target: float, lang: str | None
             line, = ax.plot(xs, acc, "-o", ms=3, label=label)
             if hit is not None:
                 ax.plot(xs[hit], acc[hit], "*", ms=14, color=line.get_color())
-        if hit is not None:  # labels stacked below and to the right of the stars, so several runs don't overlap
-            ax_s.annotate(t("reached_at", lang, epoch=hit + 1, seconds=secs[hit]),
-                          (secs[hit], acc[hit]), textcoords="offset points", xytext=(10, -14 - 11 * hits),
-                          ha="left", fontsize=8, color=line.get_color())
-            hits += 1
+        # when the target was reached goes into the legend below the panels, where it cannot cover a curve
+        handles.append(line)
+        labels.append(f"{label}: {t('reached_at', lang, epoch=hit + 1, seconds=secs[hit])}" if hit is not None
+                      else label)
     for ax, xlabel in ((ax_e, t("epoch", lang)), (ax_s, t("wall_s", lang))):
         ax.axhline(target, color="0.4", ls="--", lw=1)
         ax.set_ylim(max(lo - 0.01, target - 0.2), target + 0.02)
@@ -109,12 +110,15 @@ def plot_time_to_accuracy(runs: dict[str, dict], target: float, lang: str | None
         ax.set_xlabel(xlabel)
         ax.set_ylabel(t("test_acc", lang))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
     ax_e.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if title:
         fig.suptitle(title, fontsize=10)
     notes = sorted({provenance(h, lang) for h in runs.values()})
     fig.text(0.01, 0.01, "\n".join(notes), fontsize=7, color="0.35", va="bottom")
-    fig.tight_layout(rect=(0, 0.04 + 0.03 * len(notes), 1, 1))
+    rows = (len(handles) + 1) // 2
+    bottom = 0.04 + 0.03 * len(notes)
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, bottom - 0.01))
+    fig.tight_layout(rect=(0, bottom + 0.055 * rows, 1, 1))
     return fig
 

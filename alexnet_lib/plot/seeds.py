@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 
 from .common import page_lang, provenance, t
@@ -36,6 +37,7 @@ def plot_seeds(groups: dict[str, list[dict]], metrics: Sequence[str] = ("test_ac
             if len(hs) > 1:
                 ax.fill_between(ep, [min(v) for v in vals], [max(v) for v in vals], color=color, alpha=0.15)
         ax.set_xlabel(t("epoch", lang))
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs are whole numbers
         ax.set_ylabel(t(metric, lang))
         if ylim:
             ax.set_ylim(*ylim)
