@@ -230,6 +230,7 @@ def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | N
 
 
 _KERNEL_KINDS = [  # (kind, substrings of the kernel name), first match wins; Triton kernels are Inductor's
+    ("all-reduce (NCCL)", ("nccl",)),
     ("max pooling", ("max_pool", "maxpool")),
     ("conv bias grad", ("red_fused_convolution_backward",)),
     ("fused elementwise (compiled)", ("triton",)),
@@ -476,7 +477,9 @@ def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
     Rank 0 first measures one GPU alone, before the process group exists (the other processes wait in its creation,
     so this part must stay under the group's timeout, 10 minutes with NCCL); then all N processes measure weak
     scaling and strong scaling with each of DDP's switches (:func:`ddp_rows`). Images/s count all GPUs together.
-    Rank 0 writes one JSON, after every row."""
+    ``"profile"``: :func:`kernel_profile` of the strong-scaling step with DDP's defaults (batch 1/N per GPU, NCCL
+    all-reduce kernels a kind of their own) and of one GPU alone at that batch and at the full one, which tells the
+    halved batch's compute from the communication. Rank 0 writes one JSON, after every row."""
     cuda, n = torch.cuda.is_available(), int(os.environ.get("WORLD_SIZE", "1"))  # as torchrun set it
     local = int(os.environ.get("LOCAL_RANK", "0"))
     device, size = _defaults(torch.device("cuda", local) if cuda else torch.device("cpu"), size)
@@ -489,6 +492,12 @@ def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
               "device": device.type, "date": datetime.date.today().isoformat(),
               "device_name": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": str(torch.__version__),
               "train_flops_per_image": train_flops_per_image(model, size, device), "rows": []}
+
+    def profile(label: str, cfg: TrainConfig) -> None:  # cfg.batch_size: the batch of each process
+        p = kernel_profile(cfg, model, size, *((20, 10) if cuda else (2, 1)), device=device, top=15)
+        result.setdefault("profile", {})[label] = p
+        if dist.rank() == 0:
+            print(f"== {label}\n" + format_kernels(p, n=4), flush=True)
 
     def measure(label: str, cfg: TrainConfig, world: int) -> None:
         row = _one(label, cfg, steps, device)
@@ -505,9 +514,15 @@ def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
             torch.cuda.set_device(device)
         for label, cfg in alone:
             measure(label, cfg, 1)
+        for b in dict.fromkeys((per_gpu, max(1, per_gpu // n))):
+            profile(f"1 GPU, batch {b}", base.replace(batch_size=b))
     with dist.distributed():
         for label, cfg in together:
             measure(label, cfg, n)
+        if n > 1:
+            profile(f"{n} GPUs, batch {max(1, per_gpu // n)} each, DDP defaults", base.replace(batch_size=per_gpu // n))
+        if dist.rank() == 0 and out:
+            save_json(result, out)
     return result
 
 
