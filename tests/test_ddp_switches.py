@@ -197,3 +197,15 @@ def test_ddp_bench_measures_one_gpu_weak_and_each_switch_in_one_json(tmp_path):
         assert (row["world_size"], row["global_batch"]) == (2, 8)
         assert {k: row[k] for k in changes} == changes and row["img_per_s"] > 0
     assert result["world_size"] == 2 and p.stdout.count("img/s") == len(rows)  # rank 0 alone prints
+    # where the step's time goes: one device at both batches, and the two-process step
+    assert list(result["profile"]) == ["1 GPU, batch 8", "1 GPU, batch 4", "2 GPUs, batch 4 each, DDP defaults"]
+    assert [pr["batch"] for pr in result["profile"].values()] == [8, 4, 4]
+    assert all(pr["wall_ms_per_step"] > 0 and pr["kinds"] for pr in result["profile"].values())
+
+
+def test_nccl_kernels_are_counted_as_all_reduce():
+    from alexnet_lib.bench import _kernel_kind
+
+    assert _kernel_kind("ncclDevKernel_AllReduce_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)") == \
+        "all-reduce (NCCL)"
+    assert _kernel_kind("sm90_xmma_gemm_bf16bf16_bf16f32") != "all-reduce (NCCL)"
