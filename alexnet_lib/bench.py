@@ -526,9 +526,29 @@ def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
     return result
 
 
+def format_ddp(result: dict) -> str:
+    """The table of :func:`ddp_bench`: images/s against one GPU, milliseconds per step, and where a step's GPU time
+    goes (compute kernels, NCCL all-reduce kernels, wall clock) for each profiled step."""
+    head = (f"{result['model']} at {result['image_size']}x{result['image_size']} on {result['device_name']}, torch "
+            f"{result['torch']}, {result['date']}; {result['steps']} steps per timed epoch; images/s of all GPUs")
+    one = result["rows"][0]["img_per_s"]
+    lines = [head, f"{'':<56}{'GPUs':>5}{'per GPU':>8}{'images/s':>10}{'vs 1 GPU':>9}{'ms/step':>8}"]
+    for r in result["rows"]:
+        lines.append(f"{r['name']:<56}{r['world_size']:>5}{r['batch']:>8}{r['img_per_s']:>10,.0f}"
+                     f"{r['img_per_s'] / one:>8.2f}x{1000 * r['global_batch'] / r['img_per_s']:>8.2f}")
+    if result.get("profile"):
+        lines.append(f"\n{'profiled step (ms)':<56}{'wall':>8}{'compute':>9}{'all-reduce':>11}")
+        for label, p in result["profile"].items():
+            comm = p["kinds"].get("all-reduce (NCCL)", 0.0)
+            lines.append(f"{label:<56}{p['wall_ms_per_step']:>8.2f}{p['gpu_ms_per_step'] - comm:>9.2f}{comm:>11.2f}")
+    return "\n".join(lines)
+
+
 def main(args) -> int:
     if args.ddp:
-        ddp_bench(args.model, args.size, args.steps, args.batch_size, args.out)
+        result = ddp_bench(args.model, args.size, args.steps, args.batch_size, args.out)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(format_ddp(result))
         return 0
     only = args.only.split(",") if args.only else None
     result = run_bench(args.model, args.size, args.steps, only, out=args.out, verbose=False,
