@@ -201,6 +201,9 @@ def test_ddp_bench_measures_one_gpu_weak_and_each_switch_in_one_json(tmp_path):
     assert list(result["profile"]) == ["1 GPU, batch 8", "1 GPU, batch 4", "2 GPUs, batch 4 each, DDP defaults"]
     assert [pr["batch"] for pr in result["profile"].values()] == [8, 4, 4]
     assert all(pr["wall_ms_per_step"] > 0 and pr["kinds"] for pr in result["profile"].values())
+    # and the table at the end: every row, every profiled step
+    table = p.stdout[p.stdout.index("vs 1 GPU"):]
+    assert all(name in table for name in list(rows) + list(result["profile"])) and "all-reduce" in table
 
 
 def test_nccl_kernels_are_counted_as_all_reduce():
