@@ -452,7 +452,7 @@ DDP_ROWS: list[tuple[str, dict]] = [
     ("torch.compile + bf16 gradients", dict(compile=True, comm_hook="bf16")),
 ]
 DDP_FIELDS = ("bucket_cap_mb", "gradient_as_bucket_view", "static_graph", "comm_hook")
-__all__ += ["DDP_ROWS", "ddp_rows"]
+__all__ += ["DDP_ROWS", "ddp_rows", "format_ddp"]
 
 
 def ddp_rows(base: TrainConfig, per_gpu: int, n: int, cuda: bool) -> tuple[list, list]:
