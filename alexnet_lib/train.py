@@ -388,22 +388,25 @@ def save_history(run: Run, status: str) -> None:
         run.recorded_epochs = len(run.history["epochs"])
 
 
-# A loss above LOSS_LIMIT x the loss of guessing (log of the number of classes) for PATIENCE steps in a row is
-# divergence: the net is then confidently wrong on almost every image, which no run that learns ever is (the
-# recorded runs of the course stay below a third of it in every epoch; tests/test_faults.py checks that).
+# A loss above LOSS_LIMIT x the loss of guessing (log of the number of classes) for PATIENCE steps in a row (half an
+# epoch if that is shorter) is divergence: the net is then confidently wrong on almost every image, which no run that
+# learns ever is (the recorded runs of the course stay below a third of it in every epoch; tests/test_faults.py).
 LOSS_LIMIT, PATIENCE = 10, 20
+
+
+def patience(run: Run) -> int:
+    return min(PATIENCE, max(1, len(run.train_iter) // 2))
 
 
 def watch_loss(run: Run, loss: torch.Tensor, step: int) -> None:
     """Mark, on the device (no wait for it), the first step of the epoch whose loss is NaN/inf and the step at which
-    the loss has been above the limit for ``PATIENCE`` steps in a row (or a whole epoch, if it is shorter)."""
+    the loss has been above the limit for ``PATIENCE`` steps in a row (or half an epoch, if that is shorter)."""
     if run.streak is None:
         run.streak = torch.zeros((), dtype=torch.long, device=run.device)
     limit = LOSS_LIMIT * math.log(num_classes(getattr(run.net, "module", run.net)))
-    patience = min(PATIENCE, len(run.train_iter))
     run.first_bad = torch.where((run.first_bad < 0) & ~torch.isfinite(loss), step, run.first_bad)
     run.streak = torch.where(loss > limit, run.streak + 1, 0)
-    run.first_blowup = torch.where((run.first_blowup < 0) & (run.streak >= patience), step, run.first_blowup)
+    run.first_blowup = torch.where((run.first_blowup < 0) & (run.streak >= patience(run)), step, run.first_blowup)
     run.loss = loss
 
 
@@ -419,7 +422,7 @@ def check_finite(run: Run, epoch: int) -> None:
         what, step = "loss became NaN/inf", bad
     else:
         what, step = (f"loss grew to {run.loss.item():.3g} (above {LOSS_LIMIT * math.log(n):.3g}, {LOSS_LIMIT}x the "
-                      f"loss of guessing among {n} classes, for {min(PATIENCE, len(run.train_iter))} steps in a "
+                      f"loss of guessing among {n} classes, for {patience(run)} steps in a "
                       "row)"), blowup
     raise DivergedError(
         f"{what} at epoch {epoch + 1}, step {step + 1} (learning rate {lr_now:.3g}); training stopped. Try a "

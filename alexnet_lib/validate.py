@@ -193,8 +193,8 @@ def check_outputs(outputs: Mapping[str, Any], *, checkpoint: str | None = None, 
         name = option(field, cli).rstrip("=")
         text = os.fspath(value)
         if not text.strip():
-            raise BadArgument(f"{name} is empty; give a file name, e.g. runs/run.{'pt' if field == checkpoint else 'json'}",
-                              field)
+            example = "runs/run.pt" if field == checkpoint else "runs/run.json"
+            raise BadArgument(f"{name} is empty; give a file name, e.g. {example}", field)
         path = real_target(Path(text).expanduser())
         if path.is_dir() or text.endswith(os.sep):
             raise BadArgument(f"{name} {text} is a folder; give a file name in it, e.g. "
