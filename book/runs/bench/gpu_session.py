@@ -2,6 +2,7 @@
 the next step still runs; results are written as they come; a short table is printed last.
 
     python book/runs/bench/gpu_session.py OUT [STEP ...]      # steps: kernels bench fast best (default: the first 3)
+    python book/runs/bench/gpu_session.py OUT --smoke [STEP ...]   # the same commands at toy sizes, on a CPU
 
 | step    | what                                                                                | expected | writes |
 |---------|-------------------------------------------------------------------------------------|----------|--------|
@@ -30,16 +31,16 @@ STEP_LIMIT = {"kernels": 150, "bench": 300, "fast": 75, "best": 285}  # seconds 
 
 def _gpu_processes() -> list[str]:
     try:
-        done = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,process_name,used_memory", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=20)
+        query = ["nvidia-smi", "--query-compute-apps=pid,process_name,used_memory", "--format=csv,noheader"]
+        done = subprocess.run(query, capture_output=True, text=True, timeout=20)
         return [line.strip() for line in done.stdout.splitlines() if line.strip()]
     except (OSError, subprocess.SubprocessError):
         return ["nvidia-smi not available"]
 
 
 class Session:
-    def __init__(self, out: Path):
-        self.out = out
+    def __init__(self, out: Path, smoke: bool = False):
+        self.out, self.smoke = out, smoke
         out.mkdir(parents=True, exist_ok=True)
         self.log = open(out / "session.log", "a", buffering=1)
         self.summary = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "steps": []}
@@ -78,8 +79,8 @@ class Session:
 
     # the steps -----------------------------------------------------------------------------------------------
     def kernels(self) -> None:
-        self.run("kernels", [sys.executable, "book/runs/bench/check_kernels.py", str(self.out / "kernels.json")],
-                 STEP_LIMIT["kernels"])
+        self.run("kernels", [sys.executable, "book/runs/bench/check_kernels.py", str(self.out / "kernels.json")]
+                 + (["--quick"] if self.smoke else []), STEP_LIMIT["kernels"])
 
     def kernels_ok(self) -> bool:
         try:
@@ -92,7 +93,14 @@ class Session:
                "--out", str(self.out / "bench_h200.json")]
         if not self.kernels_ok():
             cmd += ["--no-fused-pool"]  # the fused rows count only when the operator checked out on this GPU
+        if self.smoke:
+            cmd += ["--size", "96", "--steps", "1", "--windows", "2", "--batch-size", "4", "--only",
+                    "seeds' loop,+ fused ReLU + max-pool,+ shift augmentation at 28x28,Lightning Trainer (peer)"]
         self.run("bench", cmd, STEP_LIMIT["bench"])
+
+    def _smoke_train(self) -> list[str]:
+        return ["--source", "sample", "--image-size", "96", "--epochs", "2", "--batch-size", "8", "--train-limit",
+                "64", "--test-limit", "16", "--num-workers", "0"] if self.smoke else []
 
     def _cold_env(self) -> dict:
         """Empty compiler caches (Inductor, Triton): a cold start, as for a reader's first run."""
@@ -108,6 +116,7 @@ class Session:
                    "--out", str(self.out / f"{preset}.json")]
             if not ok:
                 cmd += ["--no-fused-pool"]
+            cmd += self._smoke_train()
             self.run(f"fast:{preset}", cmd, STEP_LIMIT["fast"], env=self._cold_env(), cold_caches=True,
                      fused_pool=ok)
 
@@ -116,6 +125,7 @@ class Session:
                "--out", str(self.out / "best.json")]
         if not self.kernels_ok():
             cmd += ["--no-fused-pool"]
+        cmd += self._smoke_train() + (["--val", "500"] if self.smoke else [])
         self.run("best", cmd, STEP_LIMIT["best"], env=self._cold_env(), cold_caches=True)
 
     # the table -----------------------------------------------------------------------------------------------
@@ -146,24 +156,29 @@ class Session:
 
 def _run_line(preset: str, h: dict) -> str:
     from alexnet_lib.runs import time_to
+    epochs = h.get("epochs") or [{}]
+    head = (f"{preset:<15} {h.get('status')}: {len(h.get('epochs', []))} epochs, "
+            f"setup {h.get('setup_seconds', 0):.1f} s, run {h.get('wall_seconds', 0):.1f} s, ")
+    if "val_acc" in epochs[-1]:  # held-out images each epoch, the test set once at the end
+        return head + (f"val acc last {epochs[-1]['val_acc']:.2%} (best {max(e['val_acc'] for e in epochs):.2%}), "
+                       f"test acc {h.get('test_acc', float('nan')):.2%}")
     epoch, wall = time_to(h, 0.93)
-    last = h["epochs"][-1] if h.get("epochs") else {}
-    final = h.get("final_test_acc", last.get("test_acc"))
     hit = f"93% at epoch {epoch}, {wall:.1f} s" if epoch else "93% not reached"
-    return (f"{preset:<12} {h.get('status')}: {len(h.get('epochs', []))} epochs, final {final if final is None else f'{final:.2%}'}"
-            f", {hit}, setup {h.get('setup_seconds', float('nan')):.1f} s, run {h.get('wall_seconds', float('nan')):.1f} s")
+    return head + f"final test acc {epochs[-1].get('test_acc', float('nan')):.2%}, {hit}"
 
 
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
         return 2
+    smoke = "--smoke" in argv
+    argv = [a for a in argv if a != "--smoke"]
     steps = argv[1:] or ["kernels", "bench", "fast"]
     unknown = [s for s in steps if s not in STEP_LIMIT]
     if unknown:
         print(f"unknown step(s) {unknown}; choose from {list(STEP_LIMIT)}")
         return 2
-    session = Session(Path(argv[0]))
+    session = Session(Path(argv[0]), smoke)
     session.say(f"gpu_session: steps {steps}; GPU processes now: {_gpu_processes()}")
     for s in steps:
         try:
