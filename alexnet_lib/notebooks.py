@@ -65,8 +65,17 @@ def _last_lines(text: str, n: int = 12) -> str:
 def _kernel_env(profile: str) -> dict[str, str]:
     root = str(BOOK.parent)
     path = os.environ.get("PYTHONPATH")
-    return dict(os.environ, ALEXNET_PROFILE=profile, PYDEVD_DISABLE_FILE_VALIDATION="1",
-                PYTHONPATH=root + (os.pathsep + path if path else ""))
+    env = dict(os.environ, ALEXNET_PROFILE=profile, PYDEVD_DISABLE_FILE_VALIDATION="1",
+               PYTHONPATH=root + (os.pathsep + path if path else ""))
+    if hasattr(os, "sched_getaffinity"):  # a kernel pinned to fewer cores uses as many threads as it has cores
+        env.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+    return env
+
+
+def _pin(slots, cores: int) -> None:
+    """Pool initializer: this worker (and the kernels it starts, which inherit it) runs on its own ``cores`` cores."""
+    k = slots.get()
+    os.sched_setaffinity(0, set(range(k * cores, (k + 1) * cores)))
 
 
 def load_chapter(name: str, lang: str = "en", *, book: Path = BOOK, from_source: bool = True):
@@ -144,11 +153,12 @@ def _machine(profile: str) -> dict:
 
 
 def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, timeout: float = 600.0,
-             jobs: int = 1, from_source: bool = True, out: str | os.PathLike | None = None, book: Path = BOOK,
-             log=print) -> dict:
+             jobs: int = 1, cores: int | None = None, from_source: bool = True, out: str | os.PathLike | None = None,
+             book: Path = BOOK, log=print) -> dict:
     """Run the chapters of ``lang`` (or ``only`` these) in ``profile``; return the report, also written to ``out``
     after every chapter. ``jobs`` > 1 runs that many chapters at a time (each row's seconds then include sharing
-    the machine with the others; the report says how many ran at once)."""
+    the machine with the others; the report says how many ran at once). ``cores`` pins each chapter to that many
+    cores of its own (Linux), e.g. ``jobs=6, cores=2`` measures six "2-core machines" side by side on 12 cores."""
     from .runs import save_json
 
     names = sorted(p.stem for p in (book / "src").glob("*.nbpy")) if from_source else chapters(book, lang)
@@ -156,7 +166,7 @@ def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, t
     if unknown:
         raise ValueError(f"no such chapter in book/{lang}: {', '.join(unknown)}; choose from {', '.join(names)}")
     names = [n for n in names if not only or n in only]
-    report = dict(_machine(profile), lang=lang, jobs=jobs, timeout_s=timeout,
+    report = dict(_machine(profile), lang=lang, jobs=jobs, cores_per_chapter=cores, timeout_s=timeout,
                   notebooks="built from book/src" if from_source else f"stored in book/{lang}",
                   twins=twin_differences(book), chapters=[])
     for name, what in report["twins"].items():
@@ -181,7 +191,14 @@ def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, t
         for name in names:
             record(run_chapter(name, profile, timeout, **kw))
     else:
-        with ProcessPoolExecutor(jobs) as pool:  # each chapter's kernel is its own process anyway
+        pin = {}
+        if cores:
+            import multiprocessing as mp
+            slots = mp.get_context("fork").Queue()
+            for k in range(jobs):
+                slots.put(k)
+            pin = dict(initializer=_pin, initargs=(slots, cores), mp_context=mp.get_context("fork"))
+        with ProcessPoolExecutor(jobs, **pin) as pool:  # each chapter's kernel is its own process anyway
             for future in as_completed([pool.submit(run_chapter, n, profile, timeout, **kw) for n in names]):
                 record(future.result())
     report["ok"] = not report["twins"] and all(r["status"] == "ok" for r in report["chapters"])
@@ -196,6 +213,7 @@ def add_arguments(ap) -> None:
     ap.add_argument("--only", nargs="+", metavar="NAME", help="only these chapters (e.g. 04_activations)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per chapter, all cells together")
     ap.add_argument("--jobs", type=int, default=1, help="chapters run at the same time (default 1)")
+    ap.add_argument("--cores", type=int, help="pin each chapter to this many cores of its own (with --jobs)")
     ap.add_argument("--stored", action="store_true",
                     help="run the stored notebooks of book/LANG (default: build them from book/src first)")
     ap.add_argument("--out", help="write the report JSON here (rewritten after every chapter)")
@@ -204,7 +222,7 @@ def add_arguments(ap) -> None:
 def main(args) -> int:
     """``python -m alexnet_lib notebooks``: exit code 0 if every chapter ran and the twins agree, else 1."""
     report = run_book(args.profile, lang=args.lang, only=args.only, timeout=args.timeout, jobs=args.jobs,
-                      from_source=not args.stored, out=args.out)
+                      cores=args.cores, from_source=not args.stored, out=args.out)
     bad = [r["chapter"] for r in report["chapters"] if r["status"] != "ok"]
     print(f"{len(report['chapters']) - len(bad)} of {len(report['chapters'])} chapters ok in {report['seconds']} s "
           f"({report['profile']} profile, {report['device_name']}, torch {report['torch']})"
