@@ -149,3 +149,23 @@ def test_every_bench_row_has_a_chinese_label():
     assert plot.bench_label("+ batch 2048", "zh") == "+ 批量 2048"
     with pytest.raises(KeyError):
         plot.bench_label("+ warp drive", "zh")
+
+
+def test_row_names_can_be_given_to_only():
+    """--only splits at commas: no row name may hold one."""
+    assert all("," not in name for name, _ in bench.CONFIGS)
+
+
+def test_no_fused_pool_drops_the_fused_rows_and_uses_it_nowhere():
+    rows = dict(bench._select(None, True, fused_pool=False))
+    assert "+ fused ReLU + max-pool" not in rows and "unfused ReLU + max-pool (compiled)" not in rows
+    assert not any(c.fused_pool for c in rows.values()) and "+ torch.compile" in rows
+    assert dict(bench.CONFIGS)["+ torch.compile"].fused_pool  # with it, the compiled row has the fused operator
+
+
+def test_skipped_peer_is_listed_with_its_reason(monkeypatch):
+    from alexnet_lib import peer
+    monkeypatch.setattr(peer, "unavailable", lambda: "PyTorch Lightning is not installed (pip install lightning)")
+    result = bench.run_bench(size=96, steps=1, only=[bench.PEER], device="cpu", verbose=False, batch=2, windows=1)
+    assert result["rows"] == [] and result["skipped"][0]["name"] == bench.PEER
+    assert "skipped: PyTorch Lightning is not installed" in bench.format_table(result)

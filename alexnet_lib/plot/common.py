@@ -78,7 +78,7 @@ LABELS.update({f"bench:{en}": {"en": en, "zh": zh} for en, zh in [
     ("+ channels_last", "+ channels_last"), ("+ fused SGD", "+ 融合 SGD"), ("+ batch {}", "+ 批量 {}"),
     ("+ torch.compile", "+ torch.compile"), ("+ space-to-depth conv1", "+ space-to-depth 第一层卷积"),
     ("+ CUDA graphs", "+ CUDA graphs"), ("+ fused ReLU + max-pool", "+ 融合的 ReLU + 最大池化"),
-    ("compiled, unfused ReLU + max-pool", "编译，ReLU + 最大池化不融合"),
+    ("unfused ReLU + max-pool (compiled)", "ReLU + 最大池化不融合（编译）"),
     ("+ shift augmentation (grid_sample)", "+ 平移增广（grid_sample）"),
     ("+ shift augmentation at 28x28", "+ 在 28x28 上平移增广"),
     ("Lightning Trainer (peer)", "Lightning Trainer（对照）")]})
