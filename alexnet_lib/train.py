@@ -413,7 +413,10 @@ def watch_loss(run: Run, loss: torch.Tensor, step: int) -> None:
 def check_finite(run: Run, epoch: int) -> None:
     """Stop with :class:`DivergedError` if a loss of this epoch was NaN/inf or stayed far above the loss of guessing
     (reads two numbers from the device)."""
-    bad, blowup = (int(v) for v in torch.stack([run.first_bad, run.first_blowup]).tolist())
+    flags = torch.stack([run.first_bad, run.first_blowup])
+    if is_distributed():  # every process stops at the same check, or the others would wait for it forever
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+    bad, blowup = (int(v) for v in flags.tolist())
     if bad < 0 and blowup < 0:
         return
     save_history(run, "diverged")
