@@ -194,9 +194,7 @@ def run(experiment: str | TrainConfig, *, profile: str | None = None, device: st
     cfg, changes = cfg.for_profile(profile or cfg.profile or "full", keep=overrides)
     device = validate.check_device(device)
     cfg = cfg.resolved(device.type)
-    validate.check_values(cfg.settings())
-    validate.check_outputs({"out": out, "checkpoint": checkpoint}, checkpoint="checkpoint", resume=resume,
-                           overwrite=overwrite)
+    _check_outputs(cfg, out, checkpoint, resume, overwrite)
     rank, world_size = dist.rank(), dist.world_size()  # (0, 1) unless started by torchrun
     with output_lock(*([out, checkpoint] if rank == 0 else [])):
         torch.manual_seed(cfg.seed)  # the initial weights too depend on the seed, so one seed gives one history
@@ -207,8 +205,7 @@ def run(experiment: str | TrainConfig, *, profile: str | None = None, device: st
             print(_announce(cfg.profile, changes), flush=True)
         train_iter, test_iter = loaders(cfg, device, rank, world_size)
         data = f"Fashion-MNIST {cfg.source} {num_images(train_iter):,}/{num_images(test_iter):,}"
-        extra = dict(experiment=name or cfg.model, data=data,
-                     profile_changes={k: list(v) for k, v in changes.items()})
+        extra = dict(experiment=name or cfg.model, data=data, profile_changes={k: list(v) for k, v in changes.items()})
         history = train(net, train_iter, test_iter, config=cfg, device=device, checkpoint=checkpoint,
                         resume=resume, overwrite=overwrite, history_path=out, name=extra["experiment"],
                         verbose=verbose, extra=extra)
@@ -221,6 +218,13 @@ def run(experiment: str | TrainConfig, *, profile: str | None = None, device: st
         if out is not None and rank == 0:
             save_json(history, out)
     return history
+
+
+def _check_outputs(cfg: TrainConfig, out, checkpoint, resume, overwrite) -> None:
+    """Before anything is built: every value of ``cfg`` and the output paths (see :mod:`.validate`)."""
+    validate.check_values(cfg.settings())
+    validate.check_outputs({"out": out, "checkpoint": checkpoint}, checkpoint="checkpoint", resume=resume,
+                           overwrite=overwrite)
 
 
 def _check_checkpoint(cfg: TrainConfig, net: nn.Module, checkpoint, resume) -> None:
