@@ -472,6 +472,9 @@ def _partial_run(net, chw: tuple[int, int, int]) -> tuple[list[tuple], int, str]
     order = [n for n, _ in leaves]
     failed, got = entered[-1] if entered else (order[0], chw)
     ran = [shapes[n] for n in order[:order.index(failed)]]
+    module = dict(leaves)[failed]
+    if isinstance(module, torch.nn.Linear):  # the meta device's message speaks of matrices a and b
+        reason = f"Linear(in_features={module.in_features}) gets {got[-1]} features"
     return ran, order.index(failed), f"{'×'.join(map(str, got))}: {reason}"
 
 
@@ -531,7 +534,7 @@ _TRACE_SCRIPT = """(function () {
   var inflate = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
   new Response(inflate).text().then(function (text) { T.models = JSON.parse(text); start(); });
   var model = root.querySelector("select"), range = root.querySelector("input[type=range]");
-  var num = root.querySelector("input[type=number]"), out = root.querySelector(".anx-trace");
+  var num = root.querySelector("input[type=number]"), out = root.querySelector(".anx-trace tbody");
   var note = root.querySelector(".anx-caption");
   var ESC = {"&": "&amp;", "<": "&lt;", ">": "&gt;"};
   function esc(s) { return String(s).replace(/[&<>]/g, function (c) { return ESC[c]; }); }
@@ -574,6 +577,8 @@ _TRACE_CSS = ("<style>.anx-explorer table.anx-trace{font-size:.78em;border-colla
               "table-layout:fixed}.anx-explorer table.anx-trace td,.anx-explorer table.anx-trace th{padding:.1em .4em;"
               "text-align:left;overflow-wrap:anywhere}"
               ".anx-explorer table.anx-trace tr>*:nth-child(n+4){text-align:right}"
+              ".anx-explorer table.anx-trace col.l{width:24%}.anx-explorer table.anx-trace col.t{width:22%}"
+              ".anx-explorer table.anx-trace col.s{width:22%}.anx-explorer table.anx-trace col.p{width:18%}"
               ".anx-explorer table.anx-trace tr.anx-fail td{color:#c62828;font-weight:600;text-align:left}"
               ".anx-explorer table.anx-trace tr.anx-in td{opacity:.7}.anx-explorer input[type=number]{width:5em}"
               "</style>")
@@ -600,7 +605,8 @@ def shape_trace_explorer(model: str = "d2l_alexnet", side: int = 224, *, names: 
               f"<div class='anx-controls'><label>{_w('model', lang)} <select data-control='0'>{opts}</select>"
               f"</label><label>{_w('side', lang)} <input type='range' data-control='1' min='{lo}' max='{hi}' "
               f"step='1' value='{side}'><input type='number' min='{lo}' max='{hi}' step='1' value='{side}'>"
-              f"</label></div><p class='anx-caption'></p><table class='anx-trace'></table>"
+              f"</label></div><p class='anx-caption'></p><table class='anx-trace'><colgroup><col class='l'><col class='t'>"
+              f"<col class='s'><col class='p'><col></colgroup><tbody></tbody></table>"
               f"<script type='application/json' class='anx-data'>{blob}</script></div>"
               f"<script>{_TRACE_SCRIPT % {'id': uid}}</script>")
     return StaticExplorer(static)

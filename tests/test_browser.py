@@ -110,8 +110,8 @@ class CDP:
 class Tab:
     """One page in the browser: evaluate JavaScript, take screenshots, and what went wrong while it ran."""
 
-    def __init__(self, cdp: CDP, width: int = 1280, height: int = 1000):
-        self.cdp = cdp
+    def __init__(self, cdp: CDP, width: int = 1280, height: int = 2000):
+        self.cdp, self.height = cdp, height
         target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log", "Network"):
@@ -143,11 +143,12 @@ class Tab:
     def screenshot(self, selector: str) -> bytes:
         import base64
         box = self.eval(f"""(() => {{ const el = document.querySelector({json.dumps(selector)});
-            window.scrollTo(0, 0); const r = el.getBoundingClientRect();
-            return [r.x + window.scrollX, r.y + window.scrollY, r.width, r.height]; }})()""")
-        x, y, w, h = box
+            el.scrollIntoView({{block: "start"}}); window.scrollBy(0, -100);  // clear of the sticky header
+            const r = el.getBoundingClientRect();
+            return [r.x + window.scrollX, r.y + window.scrollY, r.width, Math.min(r.height, innerHeight - r.y)]; }})()""")
+        x, y, w, h = box  # page coordinates, within the viewport
         shot = self.send("Page.captureScreenshot", {"format": "png", "clip": {
-            "x": x, "y": y, "width": max(w, 1), "height": max(h, 1), "scale": 1}, "captureBeyondViewport": True})
+            "x": x, "y": y, "width": max(w, 1), "height": max(h, 1), "scale": 1}})
         return base64.b64decode(shot["data"])
 
     def problems(self) -> list[str]:
