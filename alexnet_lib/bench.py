@@ -470,12 +470,13 @@ def ddp_rows(base: TrainConfig, per_gpu: int, n: int, cuda: bool) -> tuple[list,
 
 
 def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,
-              batch: int | None = None, out=None) -> dict:
+              batch: int | None = None, out=None, windows: int = 1) -> dict:
     """``torchrun --nproc_per_node=N -m alexnet_lib bench --ddp``: where N GPUs lose time against one, in one run.
 
     Rank 0 first measures one GPU alone, before the process group exists (the other processes wait in its creation,
     so this part must stay under the group's timeout, 10 minutes with NCCL); then all N processes measure weak
-    scaling and strong scaling with each of DDP's switches (:func:`ddp_rows`). Images/s count all GPUs together.
+    scaling and strong scaling with each of DDP's switches (:func:`ddp_rows`), each row the median of ``windows``
+    timed epochs after a warm-up one (:func:`window_stats`). Images/s count all GPUs together.
     ``"profile"``: :func:`kernel_profile` of the strong-scaling step with DDP's defaults (batch 1/N per GPU, NCCL
     all-reduce kernels a kind of their own) and of one GPU alone at that batch and at the full one, which tells the
     halved batch's compute from the communication. Rank 0 writes one JSON, after every row."""
@@ -488,6 +489,7 @@ def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
     per_gpu = batch or base.batch_size
     alone, together = ddp_rows(base, per_gpu, n, cuda)
     result = {"model": model, "image_size": size, "world_size": n, "configuration": name, "steps": steps,
+              "windows": windows,
               "device": device.type, "date": datetime.date.today().isoformat(),
               "device_name": torch.cuda.get_device_name(device) if cuda else "cpu", "torch": str(torch.__version__),
               "train_flops_per_image": train_flops_per_image(model, size, device), "rows": []}
@@ -499,7 +501,7 @@ def ddp_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
             print(f"== {label}\n" + format_kernels(p, n=4), flush=True)
 
     def measure(label: str, cfg: TrainConfig, world: int) -> None:
-        row = _one(label, cfg, steps, device)
+        row = _one(label, cfg, steps, device, windows)
         result["rows"].append(dict(row, world_size=world, global_batch=row["batch"] * world,
                                    **{k: getattr(cfg, k) for k in DDP_FIELDS}))
         if dist.rank() == 0:
@@ -531,9 +533,11 @@ def format_ddp(result: dict) -> str:
     head = (f"{result['model']} at {result['image_size']}x{result['image_size']} on {result['device_name']}, torch "
             f"{result['torch']}, {result['date']}; {result['steps']} steps per timed epoch; images/s of all GPUs")
     one = result["rows"][0]["img_per_s"]
-    lines = [head, f"{'':<56}{'GPUs':>5}{'per GPU':>8}{'images/s':>10}{'vs 1 GPU':>9}{'ms/step':>8}"]
+    lines = [head, f"{'':<56}{'GPUs':>5}{'per GPU':>8}{'images/s':>10}{'min-max':>17}{'vs 1 GPU':>9}"
+                   f"{'ms/step':>8}"]
     for r in result["rows"]:
-        lines.append(f"{r['name']:<56}{r['world_size']:>5}{r['batch']:>8}{r['img_per_s']:>10,.0f}"
+        spread = f"{r.get('img_per_s_min', r['img_per_s']):,.0f}-{r.get('img_per_s_max', r['img_per_s']):,.0f}"
+        lines.append(f"{r['name']:<56}{r['world_size']:>5}{r['batch']:>8}{r['img_per_s']:>10,.0f}{spread:>17}"
                      f"{r['img_per_s'] / one:>8.2f}x{1000 * r['global_batch'] / r['img_per_s']:>8.2f}")
     if result.get("profile"):
         lines.append(f"\n{'profiled step (ms)':<56}{'wall':>8}{'compute':>9}{'all-reduce':>11}")
@@ -545,7 +549,7 @@ def format_ddp(result: dict) -> str:
 
 def main(args) -> int:
     if args.ddp:
-        result = ddp_bench(args.model, args.size, args.steps, args.batch_size, args.out)
+        result = ddp_bench(args.model, args.size, args.steps, args.batch_size, args.out, args.windows)
         if int(os.environ.get("RANK", "0")) == 0:
             print(format_ddp(result))
         return 0
