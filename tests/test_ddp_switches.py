@@ -33,8 +33,8 @@ def batches(rank, n):
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(steps * batch, 1, 28, 28, generator=g), torch.randint(0, 10, (steps * batch,), generator=g)
     per = batch // n
-    return [(x[k * batch + rank * per:k * batch + (rank + 1) * per], y[k * batch + rank * per:k * batch + (rank + 1) * per])
-            for k in range(steps)]
+    parts = [slice(k * batch + rank * per, k * batch + (rank + 1) * per) for k in range(steps)]
+    return [(x[part], y[part]) for part in parts]
 
 
 with distributed() as (rank, n):
@@ -148,8 +148,8 @@ def test_each_switch_reaches_ddp_and_the_history(results, name):
 
 
 COMPILED = {"compiled": {"compile": True},
-            "compiled_all": {"compile": True, "comm_hook": "bf16", "static_graph": True, "gradient_as_bucket_view": True,
-                             "bucket_cap_mb": 1}}
+            "compiled_all": {"compile": True, "comm_hook": "bf16", "static_graph": True,
+                             "gradient_as_bucket_view": True, "bucket_cap_mb": 1}}
 
 
 @pytest.mark.slow
@@ -181,7 +181,7 @@ def test_ddp_bench_measures_one_gpu_weak_and_each_switch_in_one_json(tmp_path):
 
     out = tmp_path / "ddp.json"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "-m", "alexnet_lib", "bench", "--ddp",
-           "--model", "lenet", "--size", "28", "--batch-size", "8", "--steps", "1", "--out", str(out)]
+           "--model", "lenet", "--size", "28", "--batch-size", "8", "--steps", "1", "--windows", "2", "--out", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", ALEXNET_CACHE=str(tmp_path / "cache"))
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -196,6 +196,7 @@ def test_ddp_bench_measures_one_gpu_weak_and_each_switch_in_one_json(tmp_path):
         row = rows[f"2 GPUs, global batch 8: {label}"]
         assert (row["world_size"], row["global_batch"]) == (2, 8)
         assert {k: row[k] for k in changes} == changes and row["img_per_s"] > 0
+    assert result["windows"] == 2 and all(len(r["img_per_s_windows"]) == 2 for r in result["rows"])
     assert result["world_size"] == 2 and p.stdout.count("img/s") == len(rows)  # rank 0 alone prints
     # where the step's time goes: one device at both batches, and the two-process step
     assert list(result["profile"]) == ["1 GPU, batch 8", "1 GPU, batch 4", "2 GPUs, batch 4 each, DDP defaults"]
