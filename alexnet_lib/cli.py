@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=_positive_int, help="image side (default: the model's own)")
     r.add_argument("--channels", type=_positive_int)
 
+    from .notebooks import add_arguments as notebook_arguments
+    notebook_arguments(sub.add_parser("notebooks", help="run every chapter in a fresh kernel and write a report"))
+
     s = sub.add_parser("sample", help="check (or re-draw) the bundled Fashion-MNIST sample")
     s.add_argument("--check", action="store_true", help="re-draw into a temporary folder and compare")
     return ap

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "QUICK_BASE", "PROFILES", "BUILD_FIELDS", "fields"]
+__all__ = ["TrainConfig", "QUICK_BASE", "QUICK_IMAGE_SIZE", "PROFILES", "BUILD_FIELDS", "fields"]
 
 PROFILES = ("quick", "full")
 # The fields that say how the model and the data are built (by :mod:`.experiments`); the others are read by the
@@ -27,8 +27,9 @@ BUILD_FIELDS = ("model", "model_kwargs", "batch_size", "source", "image_size", "
 
 # The quick profile's sizes wherever an experiment's own ``quick`` does not say otherwise: the bundled sample, a few
 # hundred images, two epochs, small batches (measured on a 2-core CPU; see the preface chapter).
-QUICK_BASE: dict[str, Any] = {"source": "sample", "epochs": 2, "batch_size": 32, "train_limit": 512,
-                              "test_limit": 256, "num_workers": 0}
+QUICK_BASE: dict[str, Any] = {"source": "sample", "epochs": 4, "batch_size": 16, "train_limit": 1500,
+                              "test_limit": 500, "num_workers": 0}
+QUICK_IMAGE_SIZE = 68  # the quick side of the AlexNets: about the smallest the d2l conv stack takes (65), and / 4
 
 
 @dataclass(frozen=True)

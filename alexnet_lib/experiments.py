@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from . import checkpoint as checkpoints
-from . import dist, validate
-from .config import QUICK_BASE, TrainConfig
+from . import dist, history_cache, validate
+from .config import QUICK_BASE, QUICK_IMAGE_SIZE, TrainConfig
 from .data import load_data_fashion_mnist, num_images
 from .gpu_data import gpu_loaders
 from .kernels import fuse_relu_pool
@@ -113,15 +113,34 @@ def _takes(builder, arg: str) -> bool:
 
 def quick_defaults(cfg: TrainConfig) -> dict:
     """The quick profile's sizes for ``cfg`` where its ``quick`` says nothing: :data:`~.config.QUICK_BASE`, a batch
-    no larger than the experiment's, and a 96-pixel side for models that take any side (not LeNet's 28)."""
+    no larger than the experiment's, and for the AlexNets (any model that takes any side; not LeNet's 28) the
+    :data:`~.config.QUICK_IMAGE_SIZE` side and, for SGD from PyTorch's default initialisation, Xavier initialisation:
+    measured on the sample, SGD from the default initialisation stays at chance for the first few hundred steps (as
+    long as a whole quick run), from Xavier it reaches about 45% in 300 steps."""
     quick = dict(QUICK_BASE, batch_size=min(cfg.batch_size, QUICK_BASE["batch_size"]))
     if _takes(MODELS[cfg.model], "image_size") or cfg.model == "torchvision_alexnet":
-        quick["image_size"] = 96  # the quick side still fits the d2l conv stack (see trace.valid_sizes)
+        quick["image_size"] = QUICK_IMAGE_SIZE
+        if cfg.optimizer == "sgd" and cfg.init is None:
+            quick["init"] = "xavier"
     return quick
 
 
-# each experiment's quick run: its own `quick` entries over the defaults (size them here, from measurement)
-EXPERIMENTS = {name: _R(cfg, quick={**quick_defaults(cfg), **cfg.quick}) for name, cfg in EXPERIMENTS.items()}
+# Quick sizes of the experiments that need their own (measured on 2 CPU cores: a chapter's live cell shows its effect
+# in about a minute; tests/test_quick_effects.py asserts the effects). LeNet (sigmoid) with d2l's SGD stays at chance
+# for all of the sample's 5,000 images many times over; with Adam it learns in a few epochs. Dropout and
+# augmentation act against overfitting, which needs few images seen many times, and an optimizer that gets there
+# within the run: with SGD, 500 images x 10 epochs end at about 55% training accuracy, no gap with or without dropout.
+_OVERFIT = {"train_limit": 500, "epochs": 12, "optimizer": "adam", "lr": 1e-3}
+QUICK: dict[str, dict] = {
+    "ch02/lenet": {"train_limit": None, "test_limit": None, "epochs": 8, "batch_size": 64, "optimizer": "adam",
+                   "lr": 3e-3},
+    "ch05/dropout": _OVERFIT, "ch05/no_dropout": _OVERFIT,
+    "ch06/no_augment": _OVERFIT, "ch06/shift": _OVERFIT, "ch06/crop": _OVERFIT,
+    "seed002/batch4": {"train_limit": 500},  # batch 4: 125 steps per epoch already
+}
+# each experiment's quick run: its own `quick` entries over the defaults
+EXPERIMENTS = {name: _R(cfg, quick={**quick_defaults(cfg), **QUICK.get(name, {}), **cfg.quick})
+               for name, cfg in EXPERIMENTS.items()}
 
 
 def get(name: str) -> TrainConfig:
@@ -162,6 +181,50 @@ def _announce(profile: str, changes: dict) -> str:
     return f"{profile} profile: " + ", ".join(f"{k} {shown(a)} -> {shown(b)}" for k, (a, b) in changes.items())
 
 
+def _start_line(cfg: TrainConfig, device: torch.device, data: str, world_size: int = 1) -> str:
+    """What a run is about to do, said before it starts: profile, device, model and side, data, epochs, optimizer."""
+    procs = f" x {world_size} processes" if world_size > 1 else ""
+    return (f"{cfg.profile} profile on {device.type}{procs}: {cfg.model} at {cfg.image_size}x{cfg.image_size}, {data} "
+            f"images, {cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}")
+
+
+def _quick_of_the_model(cfg: TrainConfig, name: str | None, overrides: dict) -> TrainConfig:
+    """A bare config (not one of :data:`EXPERIMENTS`) or one whose model was changed gets the quick sizes of the
+    model that runs (an AlexNet's side would not fit LeNet); what it sets in its own ``quick`` stays."""
+    if name is not None and "model" not in overrides:
+        return cfg
+    own = {k: v for k, v in cfg.quick.items() if k not in ("image_size", "init") or "model" not in overrides}
+    return cfg.replace(quick={**quick_defaults(cfg), **own})
+
+
+def _cached_run(experiment, cfg: TrainConfig, changes: dict, device: torch.device, out, verbose: bool,
+                world_size: int, kwargs: dict) -> dict:
+    """:func:`run` through the history cache: the key is everything that decides the history (the settings as
+    they run, without the description; the device type), so a name and a config that run the same share it."""
+    if world_size > 1:
+        raise ValueError("cache=True needs a single process (under torchrun every rank must train)")
+    fields = {"config": {k: v for k, v in cfg.settings().items() if k != "description"}, "device": device.type}
+    history, hit = history_cache.cached(fields, lambda: run(experiment, **kwargs))
+    if not hit:
+        return history
+    name = experiment if isinstance(experiment, str) else cfg.model
+    history.update(name=name)
+    history["settings"].update(experiment=name, description=cfg.description)
+    s = history["settings"]
+    if verbose:
+        if changes:
+            print(_announce(cfg.profile, changes))
+        print(_start_line(cfg.replace(image_size=s["image_size"]), device, s["data"]))
+        print(f"(from the history cache, trained before with the same settings, seed and library code: "
+              f"{history['cache']['path']}; experiments.run(..., cache=False) trains again)")
+        for e in history["epochs"]:
+            print(f"epoch {e['epoch']:>2}/{s['epochs']}  loss {e['loss']:.3f}  train acc {e['train_acc']:.3f}  "
+                  f"test acc {e['test_acc']:.3f}  {e['img_per_s']:,.0f} img/s  {e['seconds']:.1f} s", flush=True)
+    if out is not None:
+        save_json(history, out)
+    return history
+
+
 def _test_once(history: dict, net: nn.Module, cfg: TrainConfig, device: torch.device, rank: int, world_size: int):
     """After a run with held-out images (``cfg.val``): its epochs' accuracy is ``val_acc``, and the whole test set is
     evaluated once, at the end (``history["test_acc"]``), with nothing chosen after seeing it."""
@@ -177,7 +240,7 @@ def _test_once(history: dict, net: nn.Module, cfg: TrainConfig, device: torch.de
 
 def run(experiment: str | TrainConfig, *, profile: str | None = None, device: str | torch.device | None = None,
         out: str | Path | None = None, checkpoint: str | Path | None = None, resume: bool | str = False,
-        overwrite: bool = False, verbose: bool = True, **overrides) -> dict:
+        overwrite: bool = False, verbose: bool = True, cache: bool | None = None, **overrides) -> dict:
     """Train ``experiment`` (a name in :data:`EXPERIMENTS` or a config) in ``profile``; return the history.
 
     ``profile`` is ``"quick"`` or ``"full"`` (default: the config's own, else full); notebooks pass
@@ -187,15 +250,21 @@ def run(experiment: str | TrainConfig, *, profile: str | None = None, device: st
     :func:`~.train.train`. Values, device, paths, disk space and a checkpoint to resume are checked before the data
     is loaded, and the outputs are locked against a second run until this one ends.
 
+    ``cache`` (default: on in the quick profile without checkpoint or resume, in one process): reuse the history of
+    an identical earlier run from :mod:`.history_cache` (same settings, seed, device type, torch and library source;
+    any other value trains), e.g. the zh and en twins of a chapter and its unit test share one run.
     """
     t_start = time.perf_counter()
     name = experiment if isinstance(experiment, str) else None
-    cfg = (get(name) if name else experiment).replace(**overrides)
+    cfg = _quick_of_the_model((get(name) if name else experiment).replace(**overrides), name, overrides)
     cfg, changes = cfg.for_profile(profile or cfg.profile or "full", keep=overrides)
     device = validate.check_device(device)
     cfg = cfg.resolved(device.type)
     _check_outputs(cfg, out, checkpoint, resume, overwrite)
     rank, world_size = dist.rank(), dist.world_size()  # (0, 1) unless started by torchrun
+    if cache if cache is not None else (cfg.profile == "quick" and not checkpoint and world_size == 1):
+        return _cached_run(experiment, cfg, changes, device, out, verbose, world_size, dict(
+            profile=profile, device=device, out=out, overwrite=overwrite, verbose=verbose, cache=False, **overrides))
     with output_lock(*([out, checkpoint] if rank == 0 else [])):
         torch.manual_seed(cfg.seed)  # the initial weights too depend on the seed, so one seed gives one history
         net, side = build(cfg)
@@ -205,6 +274,8 @@ def run(experiment: str | TrainConfig, *, profile: str | None = None, device: st
             print(_announce(cfg.profile, changes), flush=True)
         train_iter, test_iter = loaders(cfg, device, rank, world_size)
         data = f"Fashion-MNIST {cfg.source} {num_images(train_iter):,}/{num_images(test_iter):,}"
+        if verbose and rank == 0:
+            print(_start_line(cfg, device, data, world_size), flush=True)
         extra = dict(experiment=name or cfg.model, data=data, profile_changes={k: list(v) for k, v in changes.items()})
         history = train(net, train_iter, test_iter, config=cfg, device=device, checkpoint=checkpoint,
                         resume=resume, overwrite=overwrite, history_path=out, name=extra["experiment"],

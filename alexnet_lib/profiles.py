@@ -6,14 +6,16 @@ else ``full`` where CUDA is available and ``quick`` elsewhere) and pass the prof
 back. Only sizes differ between the two: the same models, data functions and training loop run in both (each
 experiment's quick sizes are its ``quick`` overrides, see :mod:`.config` and :mod:`.experiments`).
 
-The quick sizes come from measurement on a 2-core CPU: the d2l AlexNet trains at about 13 images/s at 224x224
-there, and several times faster at the quick profile's smaller side (see the preface chapter), so a quick training
-cell sees about a thousand images and finishes in seconds (each notebook runs twice in the tests: zh and en).
+The quick sizes come from measurement on a 2-core CPU (see :mod:`.config` and the README's profile table): at the
+quick side of 68x68 the d2l AlexNet trains several times faster than at 224x224, and a quick run of about 6,000
+training images takes about a minute and shows its chapter's effect.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+
+from .config import QUICK_BASE, QUICK_IMAGE_SIZE
 
 __all__ = ["Profile", "PROFILES", "get_profile"]
 
@@ -33,9 +35,11 @@ class Profile:
         return asdict(self)
 
 
+_Q = QUICK_BASE  # the quick sizes have one home, config.py; a chapter that trains by hand reads them here
 PROFILES = {
-    "quick": Profile("quick", source="sample", image_size=96, epochs=2, batch_size=32,
-                     train_limit=512, test_limit=256, num_workers=0),
+    "quick": Profile("quick", source=_Q["source"], image_size=QUICK_IMAGE_SIZE, epochs=_Q["epochs"],
+                     batch_size=_Q["batch_size"], train_limit=_Q["train_limit"], test_limit=_Q["test_limit"],
+                     num_workers=_Q["num_workers"]),
     "full": Profile("full", source="full", image_size=224, epochs=10, batch_size=128,
                     train_limit=None, test_limit=None, num_workers=8),
 }

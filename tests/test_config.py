@@ -48,7 +48,8 @@ def test_quick_profile_keeps_what_the_caller_set_and_says_what_it_changed():
     ran, changes = cfg.for_profile("quick", keep={"batch_size"})
     assert ran.profile == "quick" and ran.batch_size == 1024  # kept: set by the caller
     assert changes["epochs"] == (10, QUICK_BASE["epochs"]) and "batch_size" not in changes
-    assert ran.train_limit == 512 and changes["train_limit"] == (None, 512)
+    q = QUICK_BASE["train_limit"]
+    assert ran.train_limit == q and changes["train_limit"] == (None, q)
     full, none = cfg.for_profile("full")
     assert full.profile == "full" and none == {} and full.replace(profile=None) == cfg
     with pytest.raises(ValueError, match="unknown fields"):
@@ -61,11 +62,13 @@ def test_history_records_builder_profile_and_the_values_that_ran(tmp_path, cache
     out = tmp_path / "lenet.json"
     h = experiments.run("ch02/lenet", profile="quick", epochs=1, batch_size=64, out=out)
     said = capsys.readouterr().out.splitlines()[0]
-    assert said.startswith("quick profile: ") and "train_limit all -> 512" in said and "epochs" not in said
+    q = experiments.get("ch02/lenet").quick  # LeNet's own quick sizes
+    assert said.startswith("quick profile: ") and f"lr 0.9 -> {q['lr']}" in said and "epochs" not in said
     assert h["model"] == "lenet" and h["profile"] == "quick" and h["name"] == "ch02/lenet"
     s = h["settings"]
-    assert (s["epochs"], s["batch_size"], s["train_limit"], s["image_size"], s["source"]) == (1, 64, 512, 28, "sample")
-    assert s["profile_changes"]["train_limit"] == [None, 512] and "batch_size" not in s["profile_changes"]
+    assert (s["epochs"], s["batch_size"], s["train_limit"], s["image_size"], s["source"]) == \
+        (1, 64, q["train_limit"], 28, "sample")
+    assert s["profile_changes"]["lr"] == [0.9, q["lr"]] and "batch_size" not in s["profile_changes"]
     assert json.loads(out.read_text())["profile"] == "quick"
 
 
