@@ -6,6 +6,10 @@ import pytest
 
 # The tests always run the quick profile on the CPU, whatever the machine has.
 os.environ["ALEXNET_PROFILE"] = "quick"
+# Under pytest-xdist (`pytest` runs `-n auto --dist loadfile`, see pyproject.toml) each worker, and every notebook
+# kernel or subprocess it starts, uses one thread: the workers share the cores instead of fighting over them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
