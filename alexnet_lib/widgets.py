@@ -442,9 +442,14 @@ def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, 
 
 __all__ += ["TRACE_MODELS", "trace_table", "shape_trace_explorer"]
 
-# The builders of alexnet_lib.models the explorer offers, with the name it shows.
-TRACE_MODELS = {"lenet": "LeNet", "d2l_alexnet": "AlexNet (d2l)", "half_alexnet": "AlexNet (d2l, half width)",
-                "paper_alexnet": "AlexNet (2012 paper)", "torchvision_alexnet": "AlexNet (torchvision)"}
+# The builders of alexnet_lib.models the explorer offers, with the name it shows in each language.
+TRACE_MODELS = {
+    "lenet": {"en": "LeNet", "zh": "LeNet"},
+    "d2l_alexnet": {"en": "AlexNet (d2l)", "zh": "AlexNet（d2l 版）"},
+    "half_alexnet": {"en": "AlexNet (d2l, half width)", "zh": "AlexNet（d2l 版，半宽）"},
+    "paper_alexnet": {"en": "AlexNet (2012 paper)", "zh": "AlexNet（2012 年论文）"},
+    "torchvision_alexnet": {"en": "AlexNet (torchvision)", "zh": "AlexNet（torchvision）"},
+}
 
 
 def _partial_run(net, chw: tuple[int, int, int]) -> tuple[list[tuple], int, str]:
@@ -491,7 +496,7 @@ def trace_table(names: Sequence[str] = tuple(TRACE_MODELS), sides: Sequence[int]
         net = getattr(models, name)()
         c, (lo, hi) = _in_channels(net), valid_sizes(net)
         leaves = [(n, m) for n, m in net.named_modules() if n and not list(m.children())]
-        entry = {"label": TRACE_MODELS.get(name, name), "call": f"models.{name}()", "channels": c, "lo": lo,
+        entry = {"call": f"models.{name}()", "channels": c, "lo": lo,
                  "hi": hi, "native": getattr(net, "image_size", None),
                  "layers": [[n, type(m).__name__, f"{sum(p.numel() for p in m.parameters()):,}"] for n, m in leaves],
                  "params": f"{sum(p.numel() for p in net.parameters()):,}", "sides": {}}
@@ -598,7 +603,8 @@ def shape_trace_explorer(model: str = "d2l_alexnet", side: int = 224, *, names: 
     data = {"words": _TRACE_WORDS[lang], "models": base64.b64encode(packed).decode("ascii")}  # gzip: a tenth
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     uid = "anx-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
-    opts = "".join(f"<option value='{n}'{' selected' if n == model else ''}>{html.escape(table[n]['label'])}</option>"
+    label = lambda n: TRACE_MODELS.get(n, {}).get(lang, n)
+    opts = "".join(f"<option value='{n}'{' selected' if n == model else ''}>{html.escape(label(n))}</option>"
                    for n in names)
     lo, hi = min(sides), max(sides)
     static = (f"{_CSS}{_TRACE_CSS}<div class='anx-explorer' id='{uid}' data-explorer='shape_trace_explorer'>"
