@@ -262,10 +262,11 @@ def run(experiment: str | TrainConfig, *, profile: str | None = None, device: st
     cfg = cfg.resolved(device.type)
     _check_outputs(cfg, out, checkpoint, resume, overwrite)
     rank, world_size = dist.rank(), dist.world_size()  # (0, 1) unless started by torchrun
-    if cache if cache is not None else (cfg.profile == "quick" and not checkpoint and world_size == 1):
-        return _cached_run(experiment, cfg, changes, device, out, verbose, world_size, dict(
-            profile=profile, device=device, out=out, overwrite=overwrite, verbose=verbose, cache=False, **overrides))
-    with output_lock(*([out, checkpoint] if rank == 0 else [])):
+    with output_lock(*([out, checkpoint] if rank == 0 else [])):  # also while a cached history is written to out
+        if cache if cache is not None else (cfg.profile == "quick" and not checkpoint and world_size == 1):
+            return _cached_run(experiment, cfg, changes, device, out, verbose, world_size, dict(
+                profile=profile, device=device, out=out, overwrite=overwrite, verbose=verbose, cache=False,
+                **overrides))
         torch.manual_seed(cfg.seed)  # the initial weights too depend on the seed, so one seed gives one history
         net, side = build(cfg)
         cfg = cfg.replace(image_size=side)
