@@ -17,11 +17,11 @@ pytest-xdist) do not both train: the second waits on a file lock and then reads 
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -58,22 +58,18 @@ def key(fields: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    """An exclusive lock on ``path`` (a lock file) for the block; where ``fcntl`` is missing (Windows), no lock:
-    two racing processes then both compute, and the atomic write keeps the entry whole."""
+def _lock(path: Path):
+    """``path`` (a lock file) opened and locked exclusively; closing it releases the lock. Where ``fcntl`` is
+    missing (Windows) it is only opened: two racing processes then both compute, and the atomic write keeps the
+    entry whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a")
     try:
         import fcntl
     except ImportError:
-        yield
-        return
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        return f
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
 
 
 def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLike | None = None
@@ -86,7 +82,12 @@ def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLi
     folder = Path(folder) if folder is not None else default_folder()
     k = key(fields)
     path = folder / f"{k}.json"
-    with _locked(folder / f"{k}.lock"):
+    try:
+        lock = _lock(folder / f"{k}.lock")
+    except OSError as e:  # a cache folder that cannot be written: train without it (the data cache says more)
+        print(f"note: no history cache ({folder}: {e.strerror or e}); training", file=sys.stderr)
+        return compute(), False
+    with lock:  # closing the lock file releases the lock
         if path.exists():
             try:
                 history = load_json(path)
@@ -96,5 +97,8 @@ def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLi
                 return dict(history, cache={"key": k, "path": str(path)}), True
         history = compute()
         if history.get("status") == "finished":
-            save_json(history, path)
+            try:
+                save_json(history, path)
+            except OSError as e:
+                print(f"note: the history was not cached ({path}: {e.strerror or e})", file=sys.stderr)
     return history, False

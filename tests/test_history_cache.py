@@ -63,3 +63,11 @@ def test_two_processes_racing_compute_once(tmp_path):
     with ctx.Pool(2) as pool:
         hits = pool.starmap(_slow_compute, [(tmp_path / "c", counter)] * 2)
     assert sorted(hits) == [False, True] and counter.read_text() == "x"
+
+
+def test_a_cache_folder_that_cannot_be_written_trains_without_it(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    history, hit = history_cache.cached({"x": 1}, lambda: _history(0.4), folder=blocker / "histories")
+    assert (hit, history["epochs"][0]["test_acc"]) == (False, 0.4)
+    assert "note: no history cache" in capsys.readouterr().err
