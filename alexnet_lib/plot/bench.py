@@ -29,15 +29,21 @@ def bench_label(name: str, lang: str | None = None) -> str:
 
 def plot_bench(result: dict, lang: str | None = None, title: str | None = None, figsize=(8, 4.2)):
     """Training images/s per configuration of :func:`alexnet_lib.bench.run_bench` (one bar each, top to bottom in
-    the order they were added), each bar labelled with images/s and the ratio to the first row; provenance below."""
+    the order they were added), each bar labelled with images/s and the ratio to the first row, with the range of
+    the timed windows as an error bar where the result has one; provenance below."""
     lang = lang or page_lang()
     rows = result["rows"]
     fig, ax = plt.subplots(figsize=figsize)
     y = list(range(len(rows)))[::-1]
     vals = [r["img_per_s"] for r in rows]
-    ax.barh(y, vals, color=["0.6"] + ["tab:blue"] * (len(rows) - 1))
+    ranged = all("img_per_s_min" in r for r in rows)  # timed over several windows: draw their range
+    err = [[r["img_per_s"] - r["img_per_s_min"] for r in rows], [r["img_per_s_max"] - r["img_per_s"] for r in rows]] \
+        if ranged else None
+    ax.barh(y, vals, xerr=err, capsize=2, error_kw={"elinewidth": 0.8},
+            color=["0.6"] + ["tab:blue"] * (len(rows) - 1))
     for yi, r in zip(y, rows):
-        ax.text(r["img_per_s"], yi, f"  {r['img_per_s']:,.0f}  ({r['x_seeds']:.1f}×)", va="center", fontsize=9)
+        ax.text(r.get("img_per_s_max", r["img_per_s"]), yi, f"  {r['img_per_s']:,.0f}  ({r['x_seeds']:.1f}×)",
+                va="center", fontsize=9)
     ax.set_yticks(y, [bench_label(r["name"], lang) for r in rows], fontsize=10)
     ax.set_xlabel(t("train_img_per_s", lang))
     ax.set_xlim(0, max(vals) * 1.28)
