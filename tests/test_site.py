@@ -6,6 +6,7 @@ The book is built once per test session into a temporary folder (``jupyter-book 
 executed, so this takes seconds). Chromium and the CJK font come from the README's install command; without them
 these tests fail (they are not skipped), since CI installs them.
 """
+import fcntl
 import io
 import json
 import os
@@ -26,31 +27,34 @@ INSTALL = ("run the README's install command (apt-get install -y fonts-noto-cjk 
 EXTERNAL = ("http", "https", "mailto", "data", "javascript", "tel")
 
 
-_BUILT: dict[str, Path] = {}
-
-
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """The book built with warnings as errors, as the README builds it, into a temporary folder; once per session
-    (test_browser.py imports this fixture, and the build is kept here). ``ALEXNET_SITE=path/_build/html`` tests an
-    existing build instead."""
+    """The book built with warnings as errors, as the README builds it, into a temporary folder, once per test run:
+    test_browser.py imports this fixture, and under pytest-xdist its worker waits for the same build (a lock in the
+    run's shared temporary folder) instead of building again. ``ALEXNET_SITE=path/_build/html`` tests an existing
+    build instead."""
     if os.environ.get("ALEXNET_SITE"):
         return Path(os.environ["ALEXNET_SITE"]).resolve()
-    if "html" not in _BUILT:
-        _BUILT["html"] = _build(tmp_path_factory)
-    return _BUILT["html"]
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    out, done = shared / "site", shared / "site.done"
+    with open(shared / "site.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker builds, the others wait for it here
+        if not done.exists():
+            _build(out)
+            done.write_text("ok")
+    return out / "_build" / "html"
 
 
-def _build(tmp_path_factory) -> Path:
+def _build(out: Path) -> None:
     exe = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
     if not Path(exe).exists():
         pytest.fail(f"jupyter-book is not installed: {INSTALL}")
-    out = tmp_path_factory.mktemp("site")
+    shutil.rmtree(out, ignore_errors=True)
     proc = subprocess.run([exe, "build", ".", "-W", "--path-output", str(out)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     if proc.returncode != 0:
         pytest.fail(f"jupyter-book build . -W failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
-    return out / "_build" / "html"
 
 
 class Page(HTMLParser):
