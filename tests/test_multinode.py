@@ -78,7 +78,8 @@ def test_two_nodes_meet_and_train_with_one_history(tmp_path):
     assert h["device"] == "cpu"
     # the global batch is split over the two nodes, and each epoch still covers the whole training set
     assert h["settings"]["batch_size"] * 2 == one["settings"]["batch_size"]
-    assert [e["images"] for e in h["epochs"]] == [e["images"] for e in one["epochs"]] == [512, 512]
+    images = one["settings"]["train_limit"]  # the quick profile's training images
+    assert [e["images"] for e in h["epochs"]] == [e["images"] for e in one["epochs"]] == [images, images]
 
 
 @pytest.mark.slow
