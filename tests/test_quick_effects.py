@@ -1,0 +1,114 @@
+"""What each chapter's live training cell shows in the quick profile, on the bundled sample and a CPU.
+
+The quick sizes (alexnet_lib.config.QUICK_BASE, experiments.quick_defaults and each experiment's ``quick``) are chosen
+so that a live cell finishes in about a minute on two CPU cores and still shows its chapter's effect. These tests
+assert the effects on the same runs the chapters show: ``experiments.run`` keeps quick histories in the history
+cache, so the zh and en notebooks and these tests train each configuration once per version of the library.
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+from alexnet_lib import experiments
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+CHANCE = 0.1
+
+
+def quick(name: str) -> dict:
+    return experiments.run(name, profile="quick", device="cpu", verbose=False)
+
+
+def final(h: dict) -> float:
+    return h["epochs"][-1]["test_acc"]
+
+
+def gap(h: dict, last: int = 3) -> float:
+    """Training minus test accuracy, averaged over the last epochs (one epoch alone is noisy at these sizes)."""
+    tail = h["epochs"][-last:]
+    return sum(e["train_acc"] - e["test_acc"] for e in tail) / len(tail)
+
+
+def test_ch02_lenet_and_alexnet_both_learn():
+    for name in ("ch02/lenet", "ch02/alexnet"):
+        assert final(quick(name)) >= CHANCE + 0.4, name
+
+
+def test_ch04_relu_learns_where_sigmoid_stays_at_chance():
+    relu, sigmoid = final(quick("ch04/relu")), final(quick("ch04/sigmoid"))
+    assert sigmoid <= CHANCE + 0.05 and relu >= sigmoid + 0.3, (relu, sigmoid)
+
+
+def test_ch05_without_dropout_the_gap_is_wider():
+    with_dropout, without = quick("ch05/dropout"), quick("ch05/no_dropout")
+    assert gap(without) >= gap(with_dropout) + 0.05, (gap(without), gap(with_dropout))
+    assert final(with_dropout) >= CHANCE + 0.3
+
+
+def test_ch06_augmentation_narrows_the_gap():
+    plain, shifted = quick("ch06/no_augment"), quick("ch06/shift")
+    assert gap(plain) >= gap(shifted) + 0.05, (gap(plain), gap(shifted))
+    assert final(shifted) >= CHANCE + 0.3
+
+
+def test_ch10_paper_alexnet_learns():
+    assert final(quick("zoo/paper_alexnet")) >= CHANCE + 0.3
+
+
+def test_runs_of_the_same_settings_are_shared():
+    """ch02/alexnet, ch04/relu, ch05/dropout and ch06/no_augment differ only in their description in the quick
+    profile where their sizes agree; the cache then serves all of them from one run."""
+    a, b = quick("ch02/alexnet"), quick("ch04/relu")
+    assert (a["name"], b["name"]) == ("ch02/alexnet", "ch04/relu")
+    assert a["epochs"] == b["epochs"]
+
+
+# images a quick run may see (training images x epochs, plus a third of the evaluated ones): about a minute for the
+# d2l AlexNet at the quick side on two cores (measured at ~150 images/s for fp32 training, see the README)
+BUDGET = 10_000
+
+
+@pytest.mark.parametrize("name", sorted(n for n in experiments.EXPERIMENTS if not n.startswith(("fast", "best"))))
+def test_every_quick_run_fits_the_budget(name):
+    cfg, _ = experiments.get(name).for_profile("quick")
+    train = (cfg.train_limit or 5000) * cfg.epochs
+    test = (cfg.test_limit or 1000) * cfg.epochs
+    cost = train + test / 3
+    if cfg.model == "lenet":
+        cost /= 40  # LeNet at 28x28 trains about 40 times as fast as the AlexNets at the quick side
+    assert cost <= BUDGET, f"{name}: {train:,} training + {test:,} test images in the quick profile"
+
+
+def test_readme_first_train_example_reaches_60_percent(tmp_path, capsys):
+    """The README's first `train` line, run as written (in the quick profile, on the CPU): at least 60% test
+    accuracy, and its first lines say which profile, device, side, data and epochs it uses."""
+    from alexnet_lib.cli import main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"^python -m alexnet_lib (train [^#\n]*)", readme, re.M)[1].split()
+    argv = [str(tmp_path / "d2l.json") if a.endswith(".json") else a for a in line]
+    assert main(argv + ["--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^quick profile on cpu: d2l_alexnet at \d+x\d+, Fashion-MNIST sample [\d,]+/[\d,]+ images, "
+                     r"\d+ epochs", out, re.M), out[:500]
+    import json
+    h = json.loads((tmp_path / "d2l.json").read_text())
+    assert final(h) >= 0.6, final(h)
+    assert sum(e["images"] for e in h["epochs"]) <= 2 * BUDGET  # under two minutes on two cores
+
+
+def test_readme_profile_table_is_what_training_uses():
+    from alexnet_lib.config import QUICK_BASE, QUICK_IMAGE_SIZE
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = [c.strip() for c in re.search(r"^\| `quick` \|.*$", readme, re.M)[0].strip("|").split("|")]
+    n = lambda v: f"{v:,}"  # noqa: E731
+    assert row[3] == f"{n(QUICK_BASE['train_limit'])} / {n(QUICK_BASE['test_limit'])}", row
+    assert row[4:] == [f"{QUICK_IMAGE_SIZE}×{QUICK_IMAGE_SIZE}", str(QUICK_BASE["epochs"]),
+                       str(QUICK_BASE["batch_size"])], row
+    cfg, _ = experiments.get("ch04/relu").for_profile("quick")
+    assert (cfg.train_limit, cfg.test_limit, cfg.image_size, cfg.epochs, cfg.batch_size) == (
+        QUICK_BASE["train_limit"], QUICK_BASE["test_limit"], QUICK_IMAGE_SIZE, QUICK_BASE["epochs"],
+        QUICK_BASE["batch_size"])
