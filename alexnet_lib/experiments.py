@@ -220,8 +220,9 @@ def _cached_run(experiment, cfg: TrainConfig, changes: dict, device: torch.devic
         print(f"(from the history cache, trained before with the same settings, seed and library code: "
               f"{history['cache']['path']}; experiments.run(..., cache=False) trains again)")
         for e in history["epochs"]:
+            acc = ("test", e["test_acc"]) if "test_acc" in e else ("val", e["val_acc"])  # val: images held out
             print(f"epoch {e['epoch']:>2}/{s['epochs']}  loss {e['loss']:.3f}  train acc {e['train_acc']:.3f}  "
-                  f"test acc {e['test_acc']:.3f}  {e['img_per_s']:,.0f} img/s  {e['seconds']:.1f} s", flush=True)
+                  f"{acc[0]} acc {acc[1]:.3f}  {e['img_per_s']:,.0f} img/s  {e['seconds']:.1f} s", flush=True)
     if out is not None:
         save_json(history, out)
     return history

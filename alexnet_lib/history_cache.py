@@ -5,7 +5,8 @@ runs show; without a cache each of them would train again. :func:`cached` stores
 everything that decides it::
 
     the run's full configuration (every setting, as it will run), the profile, the seed, the device type,
-    the number of processes, the torch version, and a digest of this library's source and bundled sample
+    the number of processes, the torch version, and a digest of the library code a training run executes and of
+    the bundled sample
 
 so a history is reused only by a run that would compute the same thing: change one setting, one line of the library
 or the torch version, and the key changes (the old entry is simply never read again). Entries live in
@@ -17,6 +18,7 @@ pytest-xdist) do not both train: the second waits on a file lock and then reads 
 """
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -39,14 +41,39 @@ def default_folder() -> Path:
     return Path(os.environ.get("ALEXNET_CACHE", Path.home() / ".cache" / "alexnet_lib")) / "histories"
 
 
+def _imported(path: Path) -> set[str]:
+    """The package's modules that ``path`` imports (``from . import x``, ``from .x import y``, at any depth)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            base = node.module or ""
+            names |= {f"{base}.{a.name}".strip(".") for a in node.names} | ({base} if base else set())
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("alexnet_lib."):
+            names.add(node.module.removeprefix("alexnet_lib."))
+    return names
+
+
+def training_sources(root: str = "experiments") -> list[Path]:
+    """The files a training run can execute: ``experiments.py`` and every module of the package it imports,
+    directly or through others (found by reading the imports, so the answer does not depend on what else the
+    process imported). Figures, widgets, the runner and the prose helpers are not among them."""
+    seen, todo = set(), [root]
+    while todo:
+        name = todo.pop()
+        for path in (PACKAGE / f"{name.replace('.', '/')}.py", PACKAGE / name.replace(".", "/") / "__init__.py"):
+            if path.exists() and path not in seen:
+                seen.add(path)
+                todo += sorted(_imported(path) if path.name != "__init__.py" else
+                               {f"{name}.{m}" for m in _imported(path)})
+    return sorted(seen)
+
+
 @functools.lru_cache(maxsize=1)
 def source_digest() -> str:
-    """SHA-256 of every Python file of the package and the bundled sample's checksums (names and contents)."""
+    """SHA-256 of the files of :func:`training_sources` and the bundled sample's checksums (names and contents):
+    an edit to any code a training run executes changes it."""
     h = hashlib.sha256()
-    files = sorted(PACKAGE.rglob("*.py")) + [PACKAGE / "sample" / "MD5SUMS.json"]
-    for path in files:
-        if "__pycache__" in path.parts or not path.exists():
-            continue
+    for path in training_sources() + [PACKAGE / "sample" / "MD5SUMS.json"]:
         h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 

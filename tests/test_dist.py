@@ -26,7 +26,8 @@ def test_two_gloo_processes_train_with_one_history(tmp_path):
     # the same global batch, split over the ranks
     assert ddp["settings"]["batch_size"] * 2 == single["settings"]["batch_size"]
     # metrics are summed over ranks: every epoch covers the whole (quick) training set, as on one process
-    assert [e["images"] for e in ddp["epochs"]] == [e["images"] for e in single["epochs"]] == [512, 512]
+    assert [e["images"] for e in ddp["epochs"]] == [e["images"] for e in single["epochs"]] == \
+        [single["settings"]["train_limit"]] * len(single["epochs"])
     assert all(0 <= e["test_acc"] <= 1 and e["loss"] > 0 for e in ddp["epochs"])
     # only rank 0 prints
     assert stdout.count("epoch  1/2") == 1 and stdout.count("done:") == 1
