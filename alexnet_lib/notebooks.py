@@ -62,13 +62,15 @@ def _last_lines(text: str, n: int = 12) -> str:
     return "\n".join(lines[-n:])
 
 
-def _kernel_env(profile: str) -> dict[str, str]:
+def _kernel_env(profile: str, cache: Path | None = None) -> dict[str, str]:
     root = str(BOOK.parent)
     path = os.environ.get("PYTHONPATH")
     env = dict(os.environ, ALEXNET_PROFILE=profile, PYDEVD_DISABLE_FILE_VALIDATION="1",
                PYTHONPATH=root + (os.pathsep + path if path else ""))
     if hasattr(os, "sched_getaffinity"):  # a kernel pinned to fewer cores uses as many threads as it has cores
         env.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+    if cache is not None:  # a cache folder of its own: the chapter runs as on a reader's first visit
+        env["ALEXNET_CACHE"] = str(cache)
     return env
 
 
@@ -92,7 +94,7 @@ def load_chapter(name: str, lang: str = "en", *, book: Path = BOOK, from_source:
 
 
 def run_chapter(name: str, profile: str, timeout: float = 600.0, *, lang: str = "en", book: Path = BOOK,
-                from_source: bool = True) -> dict:
+                from_source: bool = True, cache_root: str | os.PathLike | None = None) -> dict:
     """Execute one chapter in a fresh kernel (in its folder, in ``profile``) within ``timeout`` seconds in all.
 
     Returns a report row: chapter, status, seconds, and for a failure the failing code cell (1-based), its first
@@ -114,7 +116,7 @@ def run_chapter(name: str, profile: str, timeout: float = 600.0, *, lang: str = 
         nb = load_chapter(name, lang, book=book, from_source=from_source)
         client = NotebookClient(nb, kernel_name="python3", timeout_func=time_left,
                                 resources={"metadata": {"path": str(book / lang)}})
-        client.execute(env=_kernel_env(profile))
+        client.execute(env=_kernel_env(profile, Path(cache_root) / name if cache_root else None))
     except CellTimeoutError as e:
         row.update(status="timeout", error=f"stopped after {timeout:.0f} s in all\n" + _last_lines(str(e)))
     except DeadKernelError as e:
@@ -154,11 +156,13 @@ def _machine(profile: str) -> dict:
 
 def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, timeout: float = 600.0,
              jobs: int = 1, cores: int | None = None, from_source: bool = True, out: str | os.PathLike | None = None,
-             book: Path = BOOK, log=print) -> dict:
+             cache_root: str | os.PathLike | None = None, book: Path = BOOK, log=print) -> dict:
     """Run the chapters of ``lang`` (or ``only`` these) in ``profile``; return the report, also written to ``out``
     after every chapter. ``jobs`` > 1 runs that many chapters at a time (each row's seconds then include sharing
     the machine with the others; the report says how many ran at once). ``cores`` pins each chapter to that many
-    cores of its own (Linux), e.g. ``jobs=6, cores=2`` measures six "2-core machines" side by side on 12 cores."""
+    cores of its own (Linux), e.g. ``jobs=6, cores=2`` measures six "2-core machines" side by side on 12 cores.
+    ``cache_root`` gives each chapter an empty cache folder of its own there (data and history cache, see
+    ``ALEXNET_CACHE``), so no chapter reuses what another trained."""
     from .runs import save_json
 
     names = sorted(p.stem for p in (book / "src").glob("*.nbpy")) if from_source else chapters(book, lang)
@@ -175,7 +179,7 @@ def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, t
         from .data import load_tensors
         load_tensors(source="full")
     t0 = time.perf_counter()
-    kw = dict(lang=lang, book=book, from_source=from_source)
+    kw = dict(lang=lang, book=book, from_source=from_source, cache_root=cache_root)
 
     def record(row: dict) -> None:
         report["chapters"].append(row)
@@ -214,6 +218,7 @@ def add_arguments(ap) -> None:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per chapter, all cells together")
     ap.add_argument("--jobs", type=int, default=1, help="chapters run at the same time (default 1)")
     ap.add_argument("--cores", type=int, help="pin each chapter to this many cores of its own (with --jobs)")
+    ap.add_argument("--cache-root", help="an empty cache folder per chapter under this one (ALEXNET_CACHE)")
     ap.add_argument("--stored", action="store_true",
                     help="run the stored notebooks of book/LANG (default: build them from book/src first)")
     ap.add_argument("--out", help="write the report JSON here (rewritten after every chapter)")
@@ -222,7 +227,7 @@ def add_arguments(ap) -> None:
 def main(args) -> int:
     """``python -m alexnet_lib notebooks``: exit code 0 if every chapter ran and the twins agree, else 1."""
     report = run_book(args.profile, lang=args.lang, only=args.only, timeout=args.timeout, jobs=args.jobs,
-                      cores=args.cores, from_source=not args.stored, out=args.out)
+                      cores=args.cores, cache_root=args.cache_root, from_source=not args.stored, out=args.out)
     bad = [r["chapter"] for r in report["chapters"] if r["status"] != "ok"]
     print(f"{len(report['chapters']) - len(bad)} of {len(report['chapters'])} chapters ok in {report['seconds']} s "
           f"({report['profile']} profile, {report['device_name']}, torch {report['torch']})"
