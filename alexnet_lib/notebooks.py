@@ -17,6 +17,7 @@ only the kernel packages (ipykernel, nbclient) and torch, not an installed cours
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -80,6 +81,13 @@ def _pin(slots, cores: int) -> None:
     os.sched_setaffinity(0, set(range(k * cores, (k + 1) * cores)))
 
 
+def code_digest(nb) -> str:
+    """A digest of a notebook's code cells, the hidden setup cell left out: a report row keeps it, so the code it
+    ran can be told from the code in the book now."""
+    code = [c.source for c in nb.cells if c.cell_type == "code" and "remove-cell" not in c.metadata.get("tags", [])]
+    return hashlib.sha256("\n\0".join(code).encode()).hexdigest()
+
+
 def load_chapter(name: str, lang: str = "en", *, book: Path = BOOK, from_source: bool = True):
     """The notebook of chapter ``name`` in ``lang``: built from ``book/src/NAME.nbpy`` (the code as it is now, as
     ``book/make_notebooks.py`` writes it) or, with ``from_source=False``, the stored ``book/LANG/NAME.ipynb``."""
@@ -114,6 +122,7 @@ def run_chapter(name: str, profile: str, timeout: float = 600.0, *, lang: str = 
     nb = None
     try:
         nb = load_chapter(name, lang, book=book, from_source=from_source)
+        row["code_sha256"] = code_digest(nb)
         client = NotebookClient(nb, kernel_name="python3", timeout_func=time_left,
                                 resources={"metadata": {"path": str(book / lang)}})
         client.execute(env=_kernel_env(profile, Path(cache_root) / name if cache_root else None))
