@@ -126,3 +126,28 @@ def test_triton_kernels_under_the_interpreter():
         assert r["fwd_max_abs_err"] == 0 and not r["nan"], r
         # the interpreter truncates to bfloat16 where the GPU rounds to nearest: allow twice the rounding there
         assert r["grad_rel_err"] <= {"bfloat16": 2 ** -7, "float32": 1e-6, "float64": 1e-12}[r["dtype"]], r
+
+
+def test_kernels_compile_for_hopper_with_16_byte_accesses():
+    """Compiled ahead for sm_90 (no GPU needed): channels_last with AlexNet's channel counts gives vector loads."""
+    triton = pytest.importorskip("triton")
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError:
+        pytest.skip("this Triton has no ahead-of-time compiler API")
+    tl = triton.language
+    cons = dict(K=3, S=2, BLOCK_P=128, BLOCK_C=32, ACC=tl.float32)
+    cases = [(kernels._fwd_kernel, ["*bf16", "*bf16", "*i8"], ("sxc", "syc")),
+             (kernels._bwd_kernel, ["*bf16", "*i8", "*bf16"], ("sgc", "sic", "sdc"))]
+    for fn, ptrs, unit in cases:
+        names = fn.arg_names
+        const = dict(cons, **{n: 1 for n in unit})  # channels_last: channel stride 1
+        sig = {n: "constexpr" if n in const else (ptrs[i] if i < 3 else "i32") for i, n in enumerate(names)}
+        div16 = [n for n in names[:3] + ["C"] + [n for n in names if n.startswith("s") and n not in unit]]
+        fixed = {names[i] if isinstance(i, int) else i for i in fn.do_not_specialize}
+        assert not fixed & set(div16 + list(unit)), "the launch must specialise on C and the strides"
+        src = ASTSource(fn=fn, signature=sig, constexprs={(names.index(n),): v for n, v in const.items()},
+                        attrs={(names.index(n),): [["tt.divisibility", 16]] for n in div16})
+        ptx = triton.compile(src, target=GPUTarget("cuda", 90, 32)).asm["ptx"]
+        assert "ld.global.v" in ptx and "st.global.v" in ptx, fn.__name__
