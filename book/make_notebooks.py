@@ -1,12 +1,13 @@
 """Build the zh and en notebooks of a chapter from its one source file, and run them to store their outputs.
 
-A source ``book/src/NAME.nbpy`` is a list of cells separated by marker lines:
+A source ``book/src/NAME.nbpy`` is a Python file in Jupytext's percent format (the cells VS Code, PyCharm and
+Jupytext read), with the page language as cell metadata:
 
-    # %% md zh          a markdown cell for the Chinese page
-    # %% md en          a markdown cell for the English page
-    # %% md             a markdown cell for both
-    # %%                a code cell (the same in both languages)
-    # %% tags=remove-input,hide-output   cell tags, after any of the above
+    # %% [markdown] lang="zh"     a markdown cell for the Chinese page (each line commented: "# text", "#")
+    # %% [markdown] lang="en"     a markdown cell for the English page
+    # %% [markdown]               a markdown cell for both
+    # %%                          a code cell (the same in both languages)
+    # %% tags=["remove-input"]    cell tags, after any of the above (JSON, as Jupytext writes them)
 
 From it this writes ``book/zh/NAME.ipynb`` and ``book/en/NAME.ipynb`` (each opening with a link to its twin), so the
 two pages share their code cells by construction; ``tests/test_notebooks.py`` checks that they still do. Unless
@@ -49,7 +50,8 @@ from alexnet_lib import runs as runs_lib  # noqa: E402
 BOOK = Path(__file__).resolve().parent
 LANGS = ("zh", "en")
 TWIN = {"zh": "[English version →](../en/{name}.ipynb)", "en": "[中文版 →](../zh/{name}.ipynb)"}
-MARKER = re.compile(r"^# %%(?:\s+(md))?(?:\s+(zh|en))?(?:\s+tags=(\S+))?\s*$")
+MARKER = re.compile(r"^# %%(?P<md> \[markdown\])?(?P<meta>(?: [A-Za-z_]+=\S+)*)\s*$")
+META = re.compile(r" ([A-Za-z_]+)=(\S+)")
 
 
 def repository_url() -> str:
@@ -102,19 +104,27 @@ def fold_solutions(text: str) -> str:
 
 
 def parse(src: Path) -> list[dict]:
+    """The cells of a percent-format source: kind, language (None: both), tags and text."""
     cells, cur = [], None
-    for line in src.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(src.read_text(encoding="utf-8").splitlines(), 1):
         m = MARKER.match(line)
         if m:
             if cur is not None:
                 cells.append(cur)
-            kind, lang, tags = m.groups()
-            cur = {"kind": "markdown" if kind else "code", "lang": lang, "lines": [],
-                   "tags": tags.split(",") if tags else []}
-        elif cur is not None:
+            meta = {k: json.loads(v) for k, v in META.findall(m["meta"])}
+            if meta.get("lang") not in (None, *LANGS) or set(meta) - {"lang", "tags"}:
+                raise SystemExit(f"{src}:{n}: unknown cell metadata {m['meta'].strip()!r} (lang=\"zh\"|\"en\", tags=[...])")
+            cur = {"kind": "markdown" if m["md"] else "code", "lang": meta.get("lang"), "lines": [],
+                   "tags": list(meta.get("tags", []))}
+        elif cur is None:
+            if line.strip():
+                raise SystemExit(f"{src}:{n}: text before the first '# %%' marker: {line!r}")
+        elif cur["kind"] == "markdown":
+            if line.strip() and not (line == "#" or line.startswith("# ")):
+                raise SystemExit(f"{src}:{n}: a markdown line must be commented ('# text' or '#'): {line!r}")
+            cur["lines"].append(line[2:] if line.startswith("# ") else "")
+        else:
             cur["lines"].append(line)
-        elif line.strip():
-            raise SystemExit(f"{src}: text before the first '# %%' marker: {line!r}")
     if cur is not None:
         cells.append(cur)
     for c in cells:
