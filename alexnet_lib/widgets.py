@@ -367,6 +367,28 @@ def dropout_explorer(x=None, *, p: float = 0.5, seed: int = 0, lang: str | None 
     return _live(*live, static)
 
 
+def _mosaic(maps, n: int, ncols: int = 8):
+    """The first ``n`` feature maps (C, H, W) tiled ``ncols`` to a row, each scaled to its own range, one-pixel gaps."""
+    import torch
+
+    from .plot.seeing import _unit
+    m = maps[:n].float()
+    c, h, w = m.shape
+    rows = (c + ncols - 1) // ncols
+    out = torch.full((rows * (h + 1) - 1, ncols * (w + 1) - 1), float("nan"))  # white gaps of one pixel
+    for j in range(c):
+        r, q = divmod(j, ncols)
+        out[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = _unit(m[j]) if m[j].max() > 0 else m[j]
+    return out
+
+
+def _grey(img):
+    """An input image as one grey channel in [0, 1]."""
+    from .plot.seeing import _unit
+    img = img.detach().float().cpu()
+    return _unit(img[0] if img.dim() == 3 and img.shape[0] == 1 else img.mean(0))
+
+
 def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, index: int = 0,
                          layer: str | None = None, lang: str | None = None, static_images: int = 8) -> Explorer:
     """Explore what each convolution of ``net`` sees: the feature maps of one image at one layer.
@@ -378,11 +400,8 @@ def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, 
     shows the first frame as a static figure. The static twin offers the first ``static_images`` images, each map
     drawn at its own resolution in the same colours (each channel scaled to its own range, dark: 0).
     """
-    import torch
-
     from .inspect_net import conv_layers, feature_maps
     from .plot import plot_feature_maps
-    from .plot.seeing import _unit
 
     lang = _lang(lang)
     layers = list(layers) if layers is not None else conv_layers(net)
@@ -404,22 +423,6 @@ def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, 
         return plot_feature_maps(maps, images[i], n=n, title=title(i, name, maps), lang=lang)
 
     k = min(static_images, len(images))
-
-    def mosaic(maps, ncols=8):
-        m = maps[:n].float()
-        c, h, w = m.shape
-        rows = (c + ncols - 1) // ncols
-        out = torch.full((rows * (h + 1) - 1, ncols * (w + 1) - 1), float("nan"))  # white gaps of one pixel
-        for j in range(c):
-            r, q = divmod(j, ncols)
-            out[r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = \
-                _unit(m[j]) if m[j].max() > 0 else m[j]
-        return out
-
-    def grey(img):
-        img = img.detach().float().cpu()
-        return _unit(img[0] if img.dim() == 3 and img.shape[0] == 1 else img.mean(0))
-
     controls = [(_w("image", lang), [titles[i] if titles is not None else str(i) for i in range(k)],
                  list(range(k)), min(index, k - 1), "range"),
                 (_w("layer", lang), [label for label, _ in names], layers, layers.index(layer or layers[0]),
@@ -431,8 +434,8 @@ def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, 
         return static_explorer(
             "feature_map_explorer", controls, lang=lang,
             slots=[{**pixel, "width": "11%"}, {**pixel, "width": "87%"}],
-            frame=lambda i, name: [array_png(grey(images[i]).numpy()),
-                                   array_png(mosaic(all_maps[name][i]).numpy(), cmap="magma")],
+            frame=lambda i, name: [array_png(_grey(images[i]).numpy()),
+                                   array_png(_mosaic(all_maps[name][i], n).numpy(), cmap="magma")],
             caption=lambda i, name: title(i, name, all_maps[name][i]))
 
     return _live([(index_w, layer_w)], frame, static)
