@@ -165,13 +165,16 @@ def _machine(profile: str) -> dict:
 
 def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, timeout: float = 600.0,
              jobs: int = 1, cores: int | None = None, from_source: bool = True, out: str | os.PathLike | None = None,
-             cache_root: str | os.PathLike | None = None, book: Path = BOOK, log=print) -> dict:
+             cache_root: str | os.PathLike | None = None, merge: str | os.PathLike | None = None, book: Path = BOOK,
+             log=print) -> dict:
     """Run the chapters of ``lang`` (or ``only`` these) in ``profile``; return the report, also written to ``out``
     after every chapter. ``jobs`` > 1 runs that many chapters at a time (each row's seconds then include sharing
     the machine with the others; the report says how many ran at once). ``cores`` pins each chapter to that many
     cores of its own (Linux), e.g. ``jobs=6, cores=2`` measures six "2-core machines" side by side on 12 cores.
     ``cache_root`` gives each chapter an empty cache folder of its own there (data and history cache, see
-    ``ALEXNET_CACHE``), so no chapter reuses what another trained."""
+    ``ALEXNET_CACHE``), so no chapter reuses what another trained. ``merge``: an earlier report of the same profile
+    on the same kind of device whose rows are kept for the chapters not run now (a book too long for one session
+    is run in parts; each row keeps its own seconds)."""
     from .runs import save_json
 
     names = sorted(p.stem for p in (book / "src").glob("*.nbpy")) if from_source else chapters(book, lang)
@@ -182,6 +185,14 @@ def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, t
     report = dict(_machine(profile), lang=lang, jobs=jobs, cores_per_chapter=cores, timeout_s=timeout,
                   notebooks="built from book/src" if from_source else f"stored in book/{lang}",
                   twins=twin_differences(book), chapters=[])
+    if merge is not None:
+        earlier = json.loads(Path(merge).read_text(encoding="utf-8"))
+        same = {k: (earlier.get(k), report[k]) for k in ("profile", "device_name", "lang")}
+        if any(a != b for a, b in same.values()):
+            raise ValueError(f"--merge {merge}: another kind of run ({same}); merge only reports of one setting")
+        report["chapters"] = [r for r in earlier["chapters"] if r["chapter"] not in names]
+        report["merged_from"] = {"date": earlier["date"], "torch": earlier["torch"], "jobs": earlier.get("jobs"),
+                                 "chapters": [r["chapter"] for r in report["chapters"]]}
     for name, what in report["twins"].items():
         log(f"twins differ: {name}: {what}")
     if profile == "full":  # unpack the full data set once, before chapters run side by side
@@ -228,6 +239,7 @@ def add_arguments(ap) -> None:
     ap.add_argument("--jobs", type=int, default=1, help="chapters run at the same time (default 1)")
     ap.add_argument("--cores", type=int, help="pin each chapter to this many cores of its own (with --jobs)")
     ap.add_argument("--cache-root", help="an empty cache folder per chapter under this one (ALEXNET_CACHE)")
+    ap.add_argument("--merge", metavar="REPORT", help="keep this earlier report's rows of the chapters not run now")
     ap.add_argument("--stored", action="store_true",
                     help="run the stored notebooks of book/LANG (default: build them from book/src first)")
     ap.add_argument("--out", help="write the report JSON here (rewritten after every chapter)")
@@ -236,7 +248,7 @@ def add_arguments(ap) -> None:
 def main(args) -> int:
     """``python -m alexnet_lib notebooks``: exit code 0 if every chapter ran and the twins agree, else 1."""
     report = run_book(args.profile, lang=args.lang, only=args.only, timeout=args.timeout, jobs=args.jobs,
-                      cores=args.cores, cache_root=args.cache_root, from_source=not args.stored, out=args.out)
+                      cores=args.cores, cache_root=args.cache_root, merge=args.merge, from_source=not args.stored, out=args.out)
     bad = [r["chapter"] for r in report["chapters"] if r["status"] != "ok"]
     print(f"{len(report['chapters']) - len(bad)} of {len(report['chapters'])} chapters ok in {report['seconds']} s "
           f"({report['profile']} profile, {report['device_name']}, torch {report['torch']})"

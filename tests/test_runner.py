@@ -52,3 +52,16 @@ def test_unknown_chapter_is_an_error_before_anything_runs(tmp_path):
     book = _book(tmp_path, {"01_a": ["1"]})
     with pytest.raises(ValueError, match="no such chapter in book/en: 09_x"):
         notebooks.run_book("quick", book=book, from_source=False, only=["09_x"])
+
+
+@pytest.mark.slow
+def test_a_book_run_in_parts_merges_into_one_report(tmp_path):
+    book = _book(tmp_path, {"01_a": ["1"], "02_b": ["2"]})
+    notebooks.run_book("quick", book=book, from_source=False, only=["01_a"], out=tmp_path / "a.json",
+                       log=lambda _: None)
+    both = notebooks.run_book("quick", book=book, from_source=False, only=["02_b"], merge=tmp_path / "a.json",
+                              log=lambda _: None)
+    assert [(r["chapter"], r["status"]) for r in both["chapters"]] == [("01_a", "ok"), ("02_b", "ok")]
+    assert both["merged_from"]["chapters"] == ["01_a"]
+    with pytest.raises(ValueError, match="another kind of run"):
+        notebooks.run_book("full", book=book, from_source=False, only=["02_b"], merge=tmp_path / "a.json")
