@@ -77,8 +77,8 @@ def _run(folder, cases, nproc, timeout=240):
     folder.mkdir(exist_ok=True)
     script = folder / "worker.py"
     script.write_text(WORKER)
-    launch = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"] if nproc > 1 else \
-        [sys.executable]
+    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+              if nproc > 1 else [sys.executable])  # --standalone: a free port, also beside other pytest workers
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU, also on a GPU machine
     p = subprocess.run(launch + [str(script), json.dumps(cases), str(folder), str(STEPS), str(BATCH)],
                        capture_output=True, text=True, env=env, timeout=timeout)
@@ -180,7 +180,8 @@ def test_ddp_bench_measures_one_gpu_weak_and_each_switch_in_one_json(tmp_path):
     from alexnet_lib.bench import DDP_ROWS
 
     out = tmp_path / "ddp.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "-m", "alexnet_lib", "bench", "--ddp",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "alexnet_lib",
+           "bench", "--ddp",
            "--model", "lenet", "--size", "28", "--batch-size", "8", "--steps", "1", "--windows", "2", "--out", str(out)]
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", ALEXNET_CACHE=str(tmp_path / "cache"))
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)

@@ -9,7 +9,9 @@ import pytest
 
 def _train(tmp_path, name, nproc):
     out = tmp_path / f"{name}.json"
-    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}"] if nproc > 1 else [sys.executable]
+    # --standalone: a free port of its own, so runs on parallel pytest-xdist workers do not meet on 29500
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+                if nproc > 1 else [sys.executable])
     cmd = launcher + ["-m", "alexnet_lib", "train", "--model", "lenet", "--lr", "0.5", "--epochs", "2",
                       "--profile", "quick", "--seed", "0", "--out", str(out)]
     env = dict(os.environ, ALEXNET_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
