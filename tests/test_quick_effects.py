@@ -41,11 +41,14 @@ def test_ch04_relu_learns_where_sigmoid_stays_at_chance():
     assert sigmoid <= CHANCE + 0.05 and relu >= sigmoid + 0.3, (relu, sigmoid)
 
 
-def test_ch05_without_dropout_the_gap_is_wider():
-    with_dropout, without = quick("ch05/dropout"), quick("ch05/no_dropout")
-    # dropout's effect is the smaller one (measured: 0.24 against 0.20), so its margin is too
-    assert gap(without) >= gap(with_dropout) + 0.02, (gap(without), gap(with_dropout))
-    assert final(with_dropout) >= CHANCE + 0.3
+def test_ch05_both_runs_overfit_and_learn():
+    """The quick dropout runs are in the regime where dropout could act: both fit their 100 training images far
+    better than the test images. Which of the two has the wider gap is within run-to-run variation at this size
+    (measured here: 0.26 with dropout against 0.22 without over the last 5 of 48 epochs; 0.20 against 0.24 after 40),
+    so that is not asserted; the chapter says so."""
+    for name in ("ch05/dropout", "ch05/no_dropout"):
+        h = quick(name)
+        assert gap(h) >= 0.1 and final(h) >= CHANCE + 0.3, (name, gap(h), final(h))
 
 
 def test_ch06_augmentation_narrows_the_gap():
