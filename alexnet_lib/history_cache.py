@@ -68,13 +68,25 @@ def training_sources(root: str = "experiments") -> list[Path]:
     return sorted(seen)
 
 
+def _code(path: Path) -> bytes:
+    """The code of a module as its syntax tree without docstrings: comments, docstrings and layout do not count."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
 @functools.lru_cache(maxsize=1)
 def source_digest() -> str:
-    """SHA-256 of the files of :func:`training_sources` and the bundled sample's checksums (names and contents):
-    an edit to any code a training run executes changes it."""
+    """SHA-256 of the code of :func:`training_sources` (see :func:`_code`) and the bundled sample's checksums: an
+    edit to any code a training run executes changes it; a comment or a docstring does not."""
     h = hashlib.sha256()
-    for path in training_sources() + [PACKAGE / "sample" / "MD5SUMS.json"]:
-        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in training_sources():
+        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + _code(path) + b"\0")
+    h.update((PACKAGE / "sample" / "MD5SUMS.json").read_bytes())
     return h.hexdigest()
 
 

@@ -71,3 +71,11 @@ def test_a_cache_folder_that_cannot_be_written_trains_without_it(tmp_path, capsy
     history, hit = history_cache.cached({"x": 1}, lambda: _history(0.4), folder=blocker / "histories")
     assert (hit, history["epochs"][0]["test_acc"]) == (False, 0.4)
     assert "note: no history cache" in capsys.readouterr().err
+
+
+def test_comments_and_docstrings_do_not_change_the_digest_code_does(tmp_path):
+    a, b, c = tmp_path / "a.py", tmp_path / "b.py", tmp_path / "c.py"
+    a.write_text('def f(x):\n    """Double."""\n    return 2 * x\n')
+    b.write_text('def f(x):  # a comment\n    """Twice x, said differently."""\n\n    return 2 * x\n')
+    c.write_text('def f(x):\n    """Double."""\n    return 3 * x\n')
+    assert history_cache._code(a) == history_cache._code(b) != history_cache._code(c)
