@@ -163,6 +163,17 @@ def _machine(profile: str) -> dict:
             "python": platform.python_version(), "date": datetime.date.today().isoformat()}
 
 
+def _merge(report: dict, merge: str | os.PathLike, names: list[str]) -> None:
+    """Keep an earlier report's rows for the chapters not run now (the same profile, device and language only)."""
+    earlier = json.loads(Path(merge).read_text(encoding="utf-8"))
+    same = {k: (earlier.get(k), report[k]) for k in ("profile", "device_name", "lang")}
+    if any(a != b for a, b in same.values()):
+        raise ValueError(f"--merge {merge}: another kind of run ({same}); merge only reports of one setting")
+    report["chapters"] = [r for r in earlier["chapters"] if r["chapter"] not in names]
+    report["merged_from"] = {"date": earlier["date"], "torch": earlier["torch"], "jobs": earlier.get("jobs"),
+                             "chapters": [r["chapter"] for r in report["chapters"]]}
+
+
 def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, timeout: float = 600.0,
              jobs: int = 1, cores: int | None = None, from_source: bool = True, out: str | os.PathLike | None = None,
              cache_root: str | os.PathLike | None = None, merge: str | os.PathLike | None = None, book: Path = BOOK,
@@ -186,13 +197,7 @@ def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, t
                   notebooks="built from book/src" if from_source else f"stored in book/{lang}",
                   twins=twin_differences(book), chapters=[])
     if merge is not None:
-        earlier = json.loads(Path(merge).read_text(encoding="utf-8"))
-        same = {k: (earlier.get(k), report[k]) for k in ("profile", "device_name", "lang")}
-        if any(a != b for a, b in same.values()):
-            raise ValueError(f"--merge {merge}: another kind of run ({same}); merge only reports of one setting")
-        report["chapters"] = [r for r in earlier["chapters"] if r["chapter"] not in names]
-        report["merged_from"] = {"date": earlier["date"], "torch": earlier["torch"], "jobs": earlier.get("jobs"),
-                                 "chapters": [r["chapter"] for r in report["chapters"]]}
+        _merge(report, merge, names)
     for name, what in report["twins"].items():
         log(f"twins differ: {name}: {what}")
     if profile == "full":  # unpack the full data set once, before chapters run side by side
