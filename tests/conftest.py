@@ -29,15 +29,3 @@ def cache(tmp_path, monkeypatch):
     """A private cache folder, so a test can damage data without touching the real cache."""
     monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-def _execute_like_jupyter(self, cell_input, allow_stdin=None):
-    """nbval runs cells with store_history=False, and then IPython does not honour a trailing ';' (a figure cell
-    ending in ';' would print the figure's repr, unlike in Jupyter where the stored outputs were made). Run cells
-    as Jupyter does."""
-    return self.kc.execute(cell_input, store_history=True, allow_stdin=allow_stdin, stop_on_error=False)
-
-
-import nbval.kernel  # noqa: E402
-
-nbval.kernel.RunningKernel.execute_cell_input = _execute_like_jupyter
