@@ -83,12 +83,7 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("ALEXNET_CACHE", Path.home() / ".cache" / "alexnet_lib"))
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_md5 = cache._md5  # one file hash for the archives and the unpacked cache
 
 
 def _sample_sums() -> dict[str, str]:
