@@ -162,29 +162,42 @@ def _one(name: str, cfg: TrainConfig, steps: int, device: torch.device, windows:
             "peak_mem_GB": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
 
 
-def _median_ms(fn, reps: int, device: torch.device) -> float:
-    """Median milliseconds of ``fn()`` over ``reps`` calls (CUDA events on a GPU, a host clock on a CPU)."""
-    for _ in range(2):
-        fn()
+def _fwd_bwd_ms(fwd, grad: torch.Tensor, reps: int, device: torch.device) -> tuple[float, float]:
+    """Median milliseconds of the forward call ``fwd()`` and, timed apart within the same repetition, of the backward
+    pass from its output (0 for an output that needs no gradient): each part is a time of its own, never a difference
+    of two noisy totals, so neither can come out negative."""
+    cuda = device.type == "cuda"
+
+    def mark():
+        if cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def ms(a, b):
+        return a.elapsed_time(b) if cuda else (b - a) * 1e3
+
     times = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
+    for rep in range(reps + 2):  # the first two warm up
+        t0 = mark()
+        out = fwd()
+        t1 = mark()
+        if out.requires_grad:
+            out.backward(grad)
+        t2 = mark()
+        if cuda:
             torch.cuda.synchronize(device)
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-    return sorted(times)[len(times) // 2]
+        if rep >= 2:
+            times.append((ms(t0, t1), ms(t1, t2)))
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return median([f for f, _ in times]), median([b for _, b in times])
 
 
 def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | None = None,
                 device: torch.device | str | None = None, cfg: TrainConfig | None = None, reps: int = 20) -> list[dict]:
-    """Forward and forward+backward milliseconds of every layer alone, at the shapes it sees in training.
+    """Forward and backward milliseconds of every layer alone (each part timed on its own), at the shapes it sees in
+    training.
 
     Each layer of ``features`` and ``classifier`` runs on a stored copy of its real input (bf16 autocast and
     channels_last as in ``cfg``, default channels_last with autocast on a GPU), eagerly; the backward pass computes
@@ -213,16 +226,10 @@ def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | N
         def fwd():
             with amp:
                 return layer(x_in)
-
-        def fwd_bwd():
-            with amp:
-                o = layer(x_in)
-            if o.requires_grad:
-                o.backward(grad)
-        fwd_ms, both = _median_ms(fwd, reps, device), _median_ms(fwd_bwd, reps, device)
+        fwd_ms, bwd_ms = _fwd_bwd_ms(fwd, grad, reps, device)
         params = sum(p.numel() for p in layer.parameters())
         rows.append({"layer": name, "type": type(layer).__name__, "output": list(out.shape[1:]), "params": params,
-                     "fwd_ms": fwd_ms, "bwd_ms": both - fwd_ms, "total_ms": both})
+                     "fwd_ms": fwd_ms, "bwd_ms": bwd_ms, "total_ms": fwd_ms + bwd_ms})
         x = out.detach()
         layer.zero_grad(set_to_none=True)
     return rows

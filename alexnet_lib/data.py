@@ -128,8 +128,6 @@ def _verify_and_extract(folder: Path, what: str, tag: str, gz_sums: dict[str, st
     problem = cache.stamp_problem(raw, found_gz)  # the stamp, each file's size and time, the labels' MD5
     if problem is None:
         return root  # unpacked and checked before, from these very files, and unchanged since
-    if problem:
-        print(f"note: {problem}; unpacking it again from the checked archives in {folder}", file=sys.stderr)
     try:
         raw.mkdir(parents=True, exist_ok=True)
         files = {name[:-3]: _unpack(folder / name, raw / name[:-3], what, found_gz[name], gz_sums[name],
@@ -137,6 +135,8 @@ def _verify_and_extract(folder: Path, what: str, tag: str, gz_sums: dict[str, st
         cache.write_stamp(raw, found_gz, files)
     except OSError as e:  # the cache folder cannot be created or written (reading the archives is checked above)
         raise DataError(cache.not_writable(_cache_dir(), "ALEXNET_CACHE", e)) from None
+    if problem:  # said once the archives passed their checks (a damaged archive is an error, and no note)
+        print(f"note: {problem}; unpacked it again from the checked archives in {folder}", file=sys.stderr)
     return root
 
 

@@ -1,8 +1,13 @@
 """nbval over the notebooks of book/zh and book/en, set up the same way whichever paths pytest is given
 (`pytest`, `pytest book/en/04_activations.ipynb`, ...)."""
 import os
+from pathlib import Path
 
 import nbval.kernel
+
+# Every notebook kernel imports the library of this checkout, installed or not (and not another copy that is).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join([_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 # The notebooks always run the quick profile on the CPU, whatever the machine has (their outputs were stored so).
 os.environ["ALEXNET_PROFILE"] = "quick"

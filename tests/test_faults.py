@@ -582,7 +582,7 @@ def test_damaged_cache_is_rebuilt_with_a_note(how, tmp_path):
     proc = cli(*TINY, "--epochs", "1", "--seed", "1", "--out", tmp_path / "h.json", cwd=tmp_path, cache=cache)
     assert proc.returncode == 0, proc.stderr
     notes = [ln for ln in proc.stderr.splitlines() if ln.startswith("note: ")]
-    assert len(notes) == 1 and "unpacking it again" in notes[0], proc.stderr
+    assert len(notes) == 1 and "unpacked it again" in notes[0], proc.stderr
     assert data.read_idx(labels).max() == 9 and images.stat().st_size == 5000 * 28 * 28 + 16
 
 
