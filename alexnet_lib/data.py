@@ -19,7 +19,6 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import struct
 import sys
 import tempfile

@@ -47,22 +47,24 @@ if triton is not None:
     # the spatial sizes are not specialised on, so one compiled kernel serves all three poolings (which matters
     # when a run starts with cold caches); the channel count and the strides are: with channels_last, a channel
     # stride of 1 and counts and strides divisible by 16 (AlexNet's 96, 256) make the loads 16-byte vectors
+    @triton.jit
+    def _tile(P, C, H, W, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
+        """This program's tile: BLOCK_P pixels of an N x H x W grid (as n, h, w) by BLOCK_C channels (64-bit
+        indices), and the mask of the pairs inside the P pixels and C channels."""
+        p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+        mask = (p < P)[:, None] & (c < C)[None, :]
+        p64 = p.to(tl.int64)
+        return p64 // (W * H), (p64 // W) % H, p64 % W, c.to(tl.int64), mask
+
     @triton.jit(do_not_specialize=["P", "H", "W", "HO", "WO"])
     def _fwd_kernel(x_ptr, y_ptr, idx_ptr, P, C, H, W, HO, WO,
                     sxn, sxc, sxh, sxw, syn, syc, syh, syw,
                     K: tl.constexpr, S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
                     ACC: tl.constexpr):
         # one program: BLOCK_P output pixels (n, oh, ow) x BLOCK_C channels
-        p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        pmask, cmask = p < P, c < C
-        mask = pmask[:, None] & cmask[None, :]
-        p64 = p.to(tl.int64)
-        ow = p64 % WO
-        oh = (p64 // WO) % HO
-        n = p64 // (WO * HO)
+        n, oh, ow, c64, mask = _tile(P, C, HO, WO, BLOCK_P, BLOCK_C)
         base = n * sxn + (oh * S) * sxh + (ow * S) * sxw
-        c64 = c.to(tl.int64)
         best = tl.full((BLOCK_P, BLOCK_C), float("-inf"), ACC)
         arg = tl.zeros((BLOCK_P, BLOCK_C), tl.int32)
         for dy in tl.static_range(K):
@@ -85,15 +87,7 @@ if triton is not None:
                     K: tl.constexpr, S: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
                     ACC: tl.constexpr):
         # one program: BLOCK_P input pixels (n, h, w) x BLOCK_C channels; gathers from the windows containing them
-        p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
-        c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        pmask, cmask = p < P, c < C
-        mask = pmask[:, None] & cmask[None, :]
-        p64 = p.to(tl.int64)
-        w = p64 % W
-        h = (p64 // W) % H
-        n = p64 // (W * H)
-        c64 = c.to(tl.int64)
+        n, h, w, c64, mask = _tile(P, C, H, W, BLOCK_P, BLOCK_C)
         acc = tl.zeros((BLOCK_P, BLOCK_C), ACC)
         for i in tl.static_range((K + S - 1) // S):  # windows oh = h // S - i that can contain row h
             oh = h // S - i

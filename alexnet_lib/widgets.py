@@ -25,26 +25,11 @@ import ipywidgets as W
 
 __all__: list[str] = ["Explorer", "StaticExplorer"]
 
-# The labels the explorers' controls and notes show, in both languages (the figures take theirs from plot.LABELS).
-WORDS = {
-    "function": {"en": "function", "zh": "激活函数"},
-    "range": {"en": "input range ±", "zh": "输入范围 ±"},
-    "scale": {"en": "scale s", "zh": "缩放 s"},
-    "p": {"en": "dropout p", "zh": "丢弃概率 p"},
-    "seed": {"en": "seed", "zh": "随机种子"},
-    "preset": {"en": "preset", "zh": "预设"},
-    "path": {"en": "path", "zh": "实现"},
-    "image": {"en": "image", "zh": "图像"},
-    "layer": {"en": "layer", "zh": "层"},
-    "model": {"en": "model", "zh": "模型"},
-    "side": {"en": "input side", "zh": "输入边长"},
-    "static": {"en": "Precomputed for the values offered here; run the notebook for live controls.",
-               "zh": "网页上的画面是按这里列出的取值预先算好的；运行笔记本可以得到实时更新的控件。"},
-}
-
-
+# The labels the explorers' controls and notes show come from the one label table of the figures, plot.LABELS
+# (keys "ui:..." for the controls, "model:..." for the builders' names, "trace:..." for the shape-trace table).
 def _w(key: str, lang: str) -> str:
-    return WORDS[key][lang]
+    from .plot.common import t
+    return t(key if key in ("image", "layer") else f"ui:{key}", lang)
 
 
 def _lang(lang: str | None) -> str:
@@ -445,14 +430,8 @@ def feature_map_explorer(net, images, *, titles=None, layers=None, n: int = 32, 
 
 __all__ += ["TRACE_MODELS", "trace_table", "shape_trace_explorer"]
 
-# The builders of alexnet_lib.models the explorer offers, with the name it shows in each language.
-TRACE_MODELS = {
-    "lenet": {"en": "LeNet", "zh": "LeNet"},
-    "d2l_alexnet": {"en": "AlexNet (d2l)", "zh": "AlexNet（d2l 版）"},
-    "half_alexnet": {"en": "AlexNet (d2l, half width)", "zh": "AlexNet（d2l 版，半宽）"},
-    "paper_alexnet": {"en": "AlexNet (2012 paper)", "zh": "AlexNet（2012 年论文）"},
-    "torchvision_alexnet": {"en": "AlexNet (torchvision)", "zh": "AlexNet（torchvision）"},
-}
+# The builders of alexnet_lib.models the explorer offers (their names in each language: plot.LABELS["model:..."]).
+TRACE_MODELS = ("lenet", "d2l_alexnet", "half_alexnet", "paper_alexnet", "torchvision_alexnet")
 
 
 def _partial_run(net, chw: tuple[int, int, int]) -> tuple[list[tuple], int, str]:
@@ -522,17 +501,9 @@ def trace_table(names: Sequence[str] = tuple(TRACE_MODELS), sides: Sequence[int]
     return table
 
 
-_TRACE_WORDS = {
-    "en": {"input": "input", "layer": "layer", "type": "type", "shape": "output shape", "params": "params",
-           "flops": "FLOPs",
-           "total": "total", "breaks": "breaks here: input", "works": "This model takes sides {lo} to {hi}.",
-           "works_open": "This model takes sides from {lo} up.", "smallest": "Smallest side that works: {lo}.",
-           "largest": "Largest side that works: {hi}.", "ok": "Runs: {flops} FLOPs per image, {params} parameters."},
-    "zh": {"input": "输入", "layer": "层", "type": "类型", "shape": "输出形状", "params": "参数量", "flops": "FLOPs",
-           "total": "合计", "breaks": "在这里出错：输入", "works": "这个模型接受的边长：{lo} 到 {hi}。",
-           "works_open": "这个模型接受 {lo} 及以上的边长。", "smallest": "能运行的最小边长：{lo}。",
-           "largest": "能运行的最大边长：{hi}。", "ok": "可以运行：每张图像 {flops} FLOPs，{params} 个参数。"},
-}
+_TRACE_WORDS = ("input", "layer", "type", "shape", "params", "flops", "total", "breaks", "works", "works_open",
+                "smallest", "largest", "ok")  # the script's words: plot.LABELS["trace:..."] ("input", "layer" shared)
+
 
 _TRACE_SCRIPT = """(function () {
   var me = document.currentScript, root = me && me.previousElementSibling;
@@ -601,12 +572,15 @@ def shape_trace_explorer(model: str = "d2l_alexnet", side: int = 224, *, names: 
     lang = _lang(lang)
     import gzip
 
+    from .plot.common import LABELS, t
+
     table = trace_table(names, sides)
     packed = gzip.compress(json.dumps(table, ensure_ascii=False, separators=(",", ":")).encode(), mtime=0)
-    data = {"words": _TRACE_WORDS[lang], "models": base64.b64encode(packed).decode("ascii")}  # gzip: a tenth
+    words = {k: t(k if k in ("input", "layer") else f"trace:{k}", lang) for k in _TRACE_WORDS}
+    data = {"words": words, "models": base64.b64encode(packed).decode("ascii")}  # gzip: a tenth
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     uid = "anx-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
-    label = lambda n: TRACE_MODELS.get(n, {}).get(lang, n)
+    label = lambda n: t(f"model:{n}", lang) if f"model:{n}" in LABELS else n
     opts = "".join(f"<option value='{n}'{' selected' if n == model else ''}>{html.escape(label(n))}</option>"
                    for n in names)
     lo, hi = min(sides), max(sides)

@@ -9,7 +9,6 @@ the bundled sample, on one thread.
 """
 import contextlib
 import io
-import json
 import math
 import os
 import re
@@ -23,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from alexnet_lib import checkpoint, data, experiments, models, outputs, runs, validate
 from alexnet_lib.cli import main
 from alexnet_lib.train import DivergedError, train
+
+import fakes
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -202,10 +201,7 @@ def test_interrupted_later_epoch_names_what_is_saved(tmp_path, shared_cache):
 
 
 def tiny_loaders(n=96, batch_size=32):
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
-    return (DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=torch.Generator().manual_seed(0)),
-            DataLoader(TensorDataset(x[:32], y[:32]), batch_size))
+    return fakes.tiny_loaders(n, batch_size, test_n=32)
 
 
 class StopsAt:
@@ -505,32 +501,22 @@ def test_exploding_loss_is_divergence_from_the_command_line(tmp_path, shared_cac
     assert runs.load_json(out)["status"] == "diverged"
 
 
-class Scaled(nn.Module):
+def scaled(first: int, last: int) -> fakes.LeNetWithFault:
     """LeNet whose logits get +1000 on a (mostly wrong) class in training steps ``first`` to ``last`` (1-based): a
-    loss far above chance for that many steps, finite all the time."""
-
-    def __init__(self, first: int, last: int):
-        super().__init__()
-        self.net, self.first, self.last, self.calls = models.lenet(), first, last, 0
-
-    def forward(self, x):
-        out = self.net(x)
-        if self.training:
-            self.calls += 1
-            if self.first <= self.calls <= self.last:  # a constant: the gradients stay those of LeNet
-                out = out + 1000 * torch.nn.functional.one_hot(torch.arange(len(x)) % 10, 10)
-        return out
+    loss far above chance for that many steps, finite all the time (a constant: the gradients stay those of LeNet)."""
+    def fault(out, step):
+        hot = torch.nn.functional.one_hot(torch.arange(len(out)) % 10, 10)
+        return out + 1000 * hot if first <= step <= last else out
+    return fakes.LeNetWithFault(fault)
 
 
-def many_steps(n=32 * 40):
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
-    return DataLoader(TensorDataset(x, y), 32), DataLoader(TensorDataset(x[:32], y[:32]), 32)
+def many_steps():
+    return fakes.tiny_loaders(32 * 40, 32, test_n=32)  # 40 steps per epoch
 
 
 def test_sustained_huge_loss_is_divergence_with_its_step_and_lr():
     train_iter, test_iter = many_steps()  # 40 steps per epoch
-    net = Scaled(first=5, last=10**9)
+    net = scaled(first=5, last=10**9)
     with pytest.raises(DivergedError) as e:
         train(net, train_iter, test_iter, 2, 0.05, device="cpu", verbose=False)
     msg = str(e.value)
@@ -541,7 +527,7 @@ def test_sustained_huge_loss_is_divergence_with_its_step_and_lr():
 
 def test_short_loss_spike_is_not_divergence():
     train_iter, test_iter = many_steps()
-    h = train(Scaled(first=5, last=20), train_iter, test_iter, 1, 0.05, device="cpu", verbose=False)  # 16 steps
+    h = train(scaled(first=5, last=20), train_iter, test_iter, 1, 0.05, device="cpu", verbose=False)  # 16 steps
     assert h["status"] == "finished"
 
 

@@ -8,7 +8,6 @@ import gzip
 import inspect
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -20,12 +19,13 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from alexnet_lib import data, models, runs
 from alexnet_lib.trace import ShapeError, trace
 from alexnet_lib.train import CheckpointMismatch, DivergedError, OutOfMemory, evaluate_accuracy, load_checkpoint, train
+
+import fakes
+from fakes import tiny_loaders
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -179,36 +179,22 @@ def test_partial_folder_is_not_passed_over(tmp_path, monkeypatch):
 
 # --- training: divergence, out of memory, interruption, checkpoints, reproducibility --------------------------------
 
-def tiny_loaders(n: int = 192, batch_size: int = 32, seed: int = 0):
-    """Random 28x28 'images' with random labels: enough to run the loop, fast on any CPU."""
-    g = torch.Generator().manual_seed(seed)
-    x, y = torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
-    train_iter = DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    return train_iter, DataLoader(TensorDataset(x[:64], y[:64]), batch_size)
-
-
-class Faulty(nn.Module):
-    """LeNet whose ``fail_at``-th training forward pass goes wrong: ``"inf"`` logits or a CUDA out-of-memory error."""
-
-    def __init__(self, fail_at: int, fault: str):
-        super().__init__()
-        self.net, self.fail_at, self.fault, self.calls = models.lenet(), fail_at, fault, 0
-
-    def forward(self, x):
-        out = self.net(x)
-        if self.training:
-            self.calls += 1
-            if self.calls >= self.fail_at and self.fault == "inf":
-                out = out * float("inf")
-            elif self.calls == self.fail_at and self.fault == "oom":
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
-                                             "capacity of 79.19 GiB of which 1.06 GiB is free.")
+def faulty(fail_at: int, fault: str) -> fakes.LeNetWithFault:
+    """LeNet whose ``fail_at``-th training forward pass goes wrong: ``"inf"`` logits (from then on) or a CUDA
+    out-of-memory error."""
+    def hook(out, step):
+        if step >= fail_at and fault == "inf":
+            return out * float("inf")
+        if step == fail_at and fault == "oom":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+                                         "capacity of 79.19 GiB of which 1.06 GiB is free.")
         return out
+    return fakes.LeNetWithFault(hook)
 
 
 def test_inf_loss_stops_at_that_step_and_keeps_history(tmp_path):
     train_iter, test_iter = tiny_loaders()  # 6 steps per epoch
-    net = Faulty(fail_at=6 + 3, fault="inf")  # epoch 2, step 3
+    net = faulty(fail_at=6 + 3, fault="inf")  # epoch 2, step 3
     with pytest.raises(DivergedError) as e:
         train(net, train_iter, test_iter, 4, 0.05, device="cpu", verbose=False, history_path=tmp_path / "h.json")
     msg = str(e.value)
@@ -231,7 +217,7 @@ def test_too_high_learning_rate_diverges_with_a_clear_message(cache):
 def test_out_of_memory_names_the_batch_size_and_what_to_try(tmp_path):
     train_iter, test_iter = tiny_loaders()
     with pytest.raises(OutOfMemory) as e:
-        train(Faulty(fail_at=6 + 2, fault="oom"), train_iter, test_iter, 3, 0.05, device="cpu", verbose=False,
+        train(faulty(fail_at=6 + 2, fault="oom"), train_iter, test_iter, 3, 0.05, device="cpu", verbose=False,
               history_path=tmp_path / "h.json")
     msg = str(e.value)
     assert "out of GPU memory at batch size 32 in epoch 2" in msg, msg
@@ -275,7 +261,7 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_killed_run_resumes_with_a_continuous_history(sig, tmp_path):
     epochs, ckpt, hist = 8, tmp_path / "run.pt", tmp_path / "run.json"
-    script = KILLED_RUN.format(tiny_loaders=inspect.getsource(tiny_loaders), epochs=epochs, ckpt=str(ckpt),
+    script = KILLED_RUN.format(tiny_loaders=inspect.getsource(fakes.tiny_loaders), epochs=epochs, ckpt=str(ckpt),
                                hist=str(hist))
     # a child of a background job starts with SIGINT ignored (so Ctrl-C in the terminal spares it), and Python then
     # installs no KeyboardInterrupt handler: give the child the default disposition, as a foreground command has

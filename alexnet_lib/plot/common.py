@@ -20,7 +20,7 @@ CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han
 # a label may hold str.format fields ("epoch {epoch}"), filled in by the figure.
 LABELS = {
     # training curves and recorded runs
-    "epoch": {"en": "epoch", "zh": "迭代周期"},
+    "epoch": {"en": "epoch", "zh": "轮"},
     "loss": {"en": "training loss", "zh": "训练损失"},
     "train_acc": {"en": "train acc", "zh": "训练准确率"},
     "test_acc": {"en": "test acc", "zh": "测试准确率"},
@@ -30,7 +30,7 @@ LABELS = {
     "recorded": {"en": "recorded run", "zh": "记录的运行"},
     "profile": {"en": "profile {name}", "zh": "配置 {name}"},
     "gap": {"en": "train acc − test acc", "zh": "训练准确率 − 测试准确率"},
-    "epoch1_off_scale": {"en": "epoch 1 off the scale", "zh": "第 1 个迭代周期在图外"},
+    "epoch1_off_scale": {"en": "epoch 1 off the scale", "zh": "第 1 轮在图外"},
     "wall_s": {"en": "wall-clock time since the start (s)", "zh": "从开始运行算起的时间（秒）"},
     "reached_at": {"en": "epoch {epoch}, {seconds:.1f} s", "zh": "第 {epoch} 轮，{seconds:.1f} 秒"},
     # images, activations, dropout
@@ -71,6 +71,37 @@ LABELS = {
     "bench": {"en": "bench", "zh": "基准"},
     "ddp_training_note": {"en": "training (median images/s from epoch 2 on): ", "zh": "训练（第 2 轮起每秒图像数的中位数）："},
 }
+# The explorers' controls and notes (alexnet_lib.widgets), the builders' names, and the shape-trace table's words.
+LABELS.update({
+    "ui:function": {"en": "function", "zh": "激活函数"},
+    "ui:range": {"en": "input range ±", "zh": "输入范围 ±"},
+    "ui:scale": {"en": "scale s", "zh": "缩放 s"},
+    "ui:p": {"en": "dropout p", "zh": "丢弃概率 p"},
+    "ui:seed": {"en": "seed", "zh": "随机种子"},
+    "ui:preset": {"en": "preset", "zh": "预设"},
+    "ui:path": {"en": "path", "zh": "实现"},
+    "ui:model": {"en": "model", "zh": "模型"},
+    "ui:side": {"en": "input side", "zh": "输入边长"},
+    "ui:static": {"en": "Precomputed for the values offered here; run the notebook for live controls.",
+                  "zh": "网页上的画面是按这里列出的取值预先算好的；运行笔记本可以得到实时更新的控件。"},
+    "model:lenet": {"en": "LeNet", "zh": "LeNet"},
+    "model:d2l_alexnet": {"en": "AlexNet (d2l)", "zh": "AlexNet（d2l 版）"},
+    "model:half_alexnet": {"en": "AlexNet (d2l, half width)", "zh": "AlexNet（d2l 版，半宽）"},
+    "model:paper_alexnet": {"en": "AlexNet (2012 paper)", "zh": "AlexNet（2012 年论文）"},
+    "model:torchvision_alexnet": {"en": "AlexNet (torchvision)", "zh": "AlexNet（torchvision）"},
+    "trace:type": {"en": "type", "zh": "类型"},
+    "trace:shape": {"en": "output shape", "zh": "输出形状"},
+    "trace:params": {"en": "params", "zh": "参数量"},
+    "trace:flops": {"en": "FLOPs", "zh": "FLOPs"},
+    "trace:total": {"en": "total", "zh": "合计"},
+    "trace:breaks": {"en": "breaks here: input", "zh": "在这里出错：输入"},
+    "trace:works": {"en": "This model takes sides {lo} to {hi}.", "zh": "这个模型接受的边长：{lo} 到 {hi}。"},
+    "trace:works_open": {"en": "This model takes sides from {lo} up.", "zh": "这个模型接受 {lo} 及以上的边长。"},
+    "trace:smallest": {"en": "Smallest side that works: {lo}.", "zh": "能运行的最小边长：{lo}。"},
+    "trace:largest": {"en": "Largest side that works: {hi}.", "zh": "能运行的最大边长：{hi}。"},
+    "trace:ok": {"en": "Runs: {flops} FLOPs per image, {params} parameters.",
+                 "zh": "可以运行：每张图像 {flops} FLOPs，{params} 个参数。"},
+})
 # Bench rows, keyed "bench:" + alexnet_lib.bench's own row name; "+ batch {}" covers every batch size.
 LABELS.update({f"bench:{en}": {"en": en, "zh": zh} for en, zh in [
     ("seeds' loop", "种子代码的循环"), ("+ GPU-resident data", "+ 数据常驻 GPU"),

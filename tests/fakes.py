@@ -1,0 +1,31 @@
+"""Stand-ins the fault and reliability tests share: random 'images' that run the training loop fast on any CPU, and
+LeNet with a fault injected into chosen training steps."""
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from alexnet_lib import models
+
+
+def tiny_loaders(n: int = 192, batch_size: int = 32, seed: int = 0, test_n: int = 64):
+    """Random 28x28 'images' with random labels: ``n`` shuffled for training, the first ``test_n`` for testing."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+    train_iter = DataLoader(TensorDataset(x, y), batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    return train_iter, DataLoader(TensorDataset(x[:test_n], y[:test_n]), batch_size)
+
+
+class LeNetWithFault(nn.Module):
+    """LeNet whose training forward passes go through ``fault(logits, step)`` (``step`` 1-based, counted in
+    ``calls``): the hook returns the logits to use, or raises."""
+
+    def __init__(self, fault):
+        super().__init__()
+        self.net, self.fault, self.calls = models.lenet(), fault, 0
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            out = self.fault(out, self.calls)
+        return out
