@@ -25,10 +25,11 @@ BUILD_FIELDS = ("model", "model_kwargs", "batch_size", "source", "image_size", "
                 "train_limit", "test_limit", "num_workers", "data_path", "s2d_stem", "fused_pool", "fast_augment",
                 "val")
 
-# The quick profile's sizes wherever an experiment's own ``quick`` does not say otherwise: the bundled sample, a few
-# hundred images, two epochs, small batches (measured on a 2-core CPU; see the preface chapter).
-QUICK_BASE: dict[str, Any] = {"source": "sample", "epochs": 4, "batch_size": 16, "train_limit": 1500,
-                              "test_limit": 500, "num_workers": 0}
+# The quick profile's sizes wherever an experiment's own ``quick`` does not say otherwise: the bundled sample,
+# 1,500 training images for five epochs in batches of 32 (measured on a 2-core CPU: the d2l AlexNet at the quick side
+# with Adam reaches about 69% test accuracy in about a minute; see the preface chapter).
+QUICK_BASE: dict[str, Any] = {"source": "sample", "epochs": 5, "batch_size": 32, "train_limit": 1500,
+                              "test_limit": 300, "num_workers": 0}
 QUICK_IMAGE_SIZE = 68  # the quick side of the AlexNets: about the smallest the d2l conv stack takes (65), and / 4
 
 

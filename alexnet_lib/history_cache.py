@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -111,25 +112,30 @@ def _lock(path: Path):
     return f
 
 
-def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLike | None = None
-           ) -> tuple[dict, bool]:
+def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLike | None = None,
+           weights: str | os.PathLike | None = None) -> tuple[dict, bool]:
     """The history for ``fields``: read from the cache if a run with the same key finished before, else
     ``compute()`` (stored if its status is ``"finished"``). Returns ``(history, hit)``.
 
-    A history read back carries ``"cache": {"key", "path"}``; one just computed is returned as ``compute`` gave it.
+    ``weights``: the caller wants the trained weights there too (``compute`` writes them to that path). The cache
+    keeps a copy beside the history (``KEY.pt``) and gives it back on a hit; an entry without its weights is computed
+    again. A history read back carries ``"cache": {"key", "path"}``; one just computed is returned as ``compute``
+    gave it.
     """
     folder = Path(folder) if folder is not None else default_folder()
     k = key(fields)
-    path = folder / f"{k}.json"
+    path, pt = folder / f"{k}.json", folder / f"{k}.pt"
     try:
         lock = _lock(folder / f"{k}.lock")
     except OSError as e:  # a cache folder that cannot be written: train without it (the data cache says more)
         print(f"note: no history cache ({folder}: {e.strerror or e}); training", file=sys.stderr)
         return compute(), False
     with lock:  # closing the lock file releases the lock
-        if path.exists():
+        if path.exists() and (weights is None or pt.exists()):
             try:
                 history = load_json(path)
+                if weights is not None and isinstance(history, dict) and history.get("status") == "finished":
+                    _copy(pt, Path(weights))
             except (OSError, ValueError):  # unreadable: compute it again
                 history = None
             if isinstance(history, dict) and history.get("status") == "finished":
@@ -137,7 +143,19 @@ def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLi
         history = compute()
         if history.get("status") == "finished":
             try:
-                save_json(history, path)
+                if weights is not None:
+                    _copy(Path(weights), pt)
+                save_json(history, path)  # last: a history in the cache always has its weights beside it
             except OSError as e:
                 print(f"note: the history was not cached ({path}: {e.strerror or e})", file=sys.stderr)
     return history, False
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy a file through a temporary one beside ``dst``, so a reader never sees half of it."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ It returns a *history*, a plain dict that is also what gets saved as JSON and pl
 
     {"name", "model", "params", "settings": {...}, "device", "device_name", "torch", "date", "profile",
      "status": "finished" | "diverged" | "interrupted" | "out_of_memory", "epochs": [
-        {"epoch", "loss", "train_acc", "test_acc", "img_per_s", "seconds"}, ...]}
+        {"epoch", "loss", "train_acc", "test_acc", "test_loss", "img_per_s", "seconds"}, ...]}
 
 ``"model"`` is the builder's name when the config names one, ``"profile"`` the config's profile (what ran).
 
@@ -48,7 +48,7 @@ from .dist import is_distributed, rank, world_size, wrap
 from .outputs import output_lock, signals_deferred
 from .runs import save_json
 
-__all__ = ["train", "setup", "train_step", "train_epoch", "evaluate_accuracy", "check_finite", "check_collapse",
+__all__ = ["train", "setup", "train_step", "train_epoch", "evaluate", "evaluate_accuracy", "check_finite", "check_collapse",
            "save_checkpoint", "restore_checkpoint", "load_checkpoint", "sigterm_as_interrupt", "out_of_memory",
            "watch_loss", "identity", "check_arguments",
            "Run", "DivergedError", "OutOfMemory", "Interrupted", "CheckpointError", "CheckpointDamaged",
@@ -149,9 +149,9 @@ def autocast(device: torch.device, amp: bool):
 
 
 @torch.no_grad()
-def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
-                      amp: bool = False, tta: bool = False) -> float:
-    """Fraction of correctly classified images in ``data_iter`` (model put in eval mode, then restored).
+def evaluate(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None, amp: bool = False,
+             tta: bool = False) -> tuple[float, float]:
+    """Accuracy and mean cross-entropy loss over ``data_iter`` (model put in eval mode, then restored).
 
     ``tta=True`` averages the logits of each image and its mirror image (test-time augmentation; the 2012 paper
     averaged ten crops and their mirrors).
@@ -159,16 +159,24 @@ def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device 
     device = torch.device(device) if device is not None else next(net.parameters()).device
     was_training = net.training
     net.eval()
-    stats = torch.zeros(2, device=device)  # correct, seen; summed on the device, read once
+    stats = torch.zeros(3, device=device)  # correct, seen, loss sum; summed on the device, read once
     for x, y in data_iter:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device, amp):
-            logits = net(x) + net(x.flip(-1)) if tta else net(x)
+            logits = (net(x) + net(x.flip(-1))) / 2 if tta else net(x)
             stats[0] += (logits.argmax(1) == y).sum()
         stats[1] += y.numel()
+        stats[2] += F.cross_entropy(logits.float(), y, reduction="sum")
     sum_across_ranks(stats)
     net.train(was_training)
-    return (stats[0] / stats[1].clamp(min=1)).item()
+    correct, seen, loss = stats.tolist()
+    return correct / max(seen, 1), loss / max(seen, 1)
+
+
+def evaluate_accuracy(net: nn.Module, data_iter: Iterable, device: torch.device | str | None = None,
+                      amp: bool = False, tta: bool = False) -> float:
+    """Fraction of correctly classified images in ``data_iter`` (:func:`evaluate` without the loss)."""
+    return evaluate(net, data_iter, device, amp, tta)[0]
 
 
 @contextmanager
@@ -355,11 +363,11 @@ def train_epoch(run: Run, epoch: int) -> dict:
     loss_sum, correct, seen = sum_across_ranks(run.stats).tolist()  # (waits for the GPU)
     seconds = time.perf_counter() - t0
     # evaluated eagerly: same weights, and no second compilation for eval mode and the test batch size
-    test_acc = evaluate_accuracy(run.net if run.cfg.compile else run.model, run.test_iter, run.device,
-                                 run.cfg.amp, run.cfg.tta)
+    test_acc, test_loss = evaluate(run.net if run.cfg.compile else run.model, run.test_iter, run.device,
+                                   run.cfg.amp, run.cfg.tta)
     now = time.perf_counter()
     record = {"epoch": epoch + 1, "images": int(seen), "loss": loss_sum / seen, "train_acc": correct / seen,
-              "test_acc": test_acc, "img_per_s": seen / seconds, "seconds": seconds,
+              "test_acc": test_acc, "test_loss": test_loss, "img_per_s": seen / seconds, "seconds": seconds,
               "eval_seconds": now - t0 - seconds, "elapsed": now - run.t_start}
     run.history["epochs"].append(record)
     return record

@@ -159,4 +159,4 @@ def test_plot_generalization_scales_the_gap_to_the_later_epochs():
     gap = plot.plot_generalization({"a": h}, lang="zh").axes[1]
     lo, hi = gap.get_ylim()
     assert -0.1 < lo < -0.04 and 0.02 < hi < 0.05  # epochs 2-4 (gaps -0.04, 0, 0.02) fill the axis
-    assert [t.get_text() for t in gap.texts] == ["第 1 个迭代周期在图外"]
+    assert [t.get_text() for t in gap.texts] == ["第 1 轮在图外"]

@@ -44,7 +44,8 @@ def test_recorded_fast_runs_are_their_presets():
 
 def test_fast_preset_runs_with_its_speed_switches_on_a_cpu(tmp_path, cache):
     out = tmp_path / "fast.json"
-    assert cli.main(["train", "--preset", "fast", "--epochs", "1", "--profile", "quick", "--out", str(out)]) == 0
+    small = ["--train-limit", "96", "--test-limit", "64", "--batch-size", "32"]  # the code path, not the learning
+    assert cli.main(["train", "--preset", "fast", "--epochs", "1", "--profile", "quick", *small, "--out", str(out)]) == 0
     h = json.loads(out.read_text())
     assert h["settings"]["s2d_stem"] is True and h["settings"]["tta"] is True
     assert h["wall_seconds"] == pytest.approx(h["setup_seconds"] + h["epochs"][-1]["elapsed"])

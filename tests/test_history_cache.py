@@ -79,3 +79,36 @@ def test_comments_and_docstrings_do_not_change_the_digest_code_does(tmp_path):
     b.write_text('def f(x):  # a comment\n    """Twice x, said differently."""\n\n    return 2 * x\n')
     c.write_text('def f(x):\n    """Double."""\n    return 3 * x\n')
     assert history_cache._code(a) == history_cache._code(b) != history_cache._code(c)
+
+
+def test_weights_are_kept_beside_the_history_and_given_back(tmp_path):
+    fields, out = {"run": "with weights"}, tmp_path / "net.pt"
+
+    def compute(value):
+        def f():
+            out.write_bytes(value)  # what experiments.run(..., weights=out) does at the end of a run
+            return _history()
+        return f
+    _, hit1 = history_cache.cached(fields, compute(b"trained"), folder=tmp_path / "c", weights=out)
+    out.unlink()
+    _, hit2 = history_cache.cached(fields, compute(b"again"), folder=tmp_path / "c", weights=out)
+    assert (hit1, hit2, out.read_bytes()) == (False, True, b"trained")
+    # an entry whose weights are gone (or that was cached by a run that kept none) is trained again
+    (tmp_path / "c" / f"{history_cache.key(fields)}.pt").unlink()
+    _, hit3 = history_cache.cached(fields, compute(b"third"), folder=tmp_path / "c", weights=out)
+    assert (hit3, out.read_bytes()) == (False, b"third")
+
+
+def test_experiment_weights_load_into_the_model_it_builds(tmp_path, monkeypatch):
+    import torch
+
+    from alexnet_lib import experiments
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
+    kw = dict(profile="quick", device="cpu", verbose=False, train_limit=64, test_limit=32, epochs=1)
+    h = experiments.run("ch05/head_dropout", weights=tmp_path / "a.pt", **kw)
+    again = experiments.run("ch05/head_dropout", weights=tmp_path / "b.pt", **kw)
+    assert "cache" in again and again["epochs"] == h["epochs"]
+    a, b = (torch.load(tmp_path / f, weights_only=True) for f in ("a.pt", "b.pt"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    cfg = experiments.get("ch05/head_dropout").for_profile("quick")[0]
+    experiments.build(cfg)[0].load_state_dict(a)  # the same architecture

@@ -41,14 +41,15 @@ def test_ch04_relu_learns_where_sigmoid_stays_at_chance():
     assert sigmoid <= CHANCE + 0.05 and relu >= sigmoid + 0.3, (relu, sigmoid)
 
 
-def test_ch05_both_runs_overfit_and_learn():
-    """The quick dropout runs are in the regime where dropout could act: both fit their 100 training images far
-    better than the test images. Which of the two has the wider gap is within run-to-run variation at this size
-    (measured here: 0.26 with dropout against 0.22 without over the last 5 of 48 epochs; 0.20 against 0.24 after 40),
-    so that is not asserted; the chapter says so."""
-    for name in ("ch05/dropout", "ch05/no_dropout"):
-        h = quick(name)
-        assert gap(h) >= 0.1 and final(h) >= CHANCE + 0.3, (name, gap(h), final(h))
+def test_ch05_dropout_narrows_the_gap_and_lowers_the_test_loss():
+    """AlexNet's dense head on 1,000 sample images: without dropout it fits them much more tightly than the test
+    images (measured: a gap of 0.17 against 0.08 with dropout, 0.16-0.21 against 0.15-0.16 over three seeds of
+    another size), and its test loss climbs as its predictions grow overconfident (0.88-0.96 against 0.63-0.72)."""
+    drop, plain = quick("ch05/head_dropout"), quick("ch05/head_no_dropout")
+    assert gap(plain) >= gap(drop) + 0.04, (gap(plain), gap(drop))
+    loss = lambda h: sum(e["test_loss"] for e in h["epochs"][-5:]) / 5  # noqa: E731
+    assert loss(plain) >= loss(drop) + 0.1, (loss(plain), loss(drop))
+    assert min(final(drop), final(plain)) >= CHANCE + 0.5
 
 
 def test_ch06_augmentation_narrows_the_gap():
@@ -62,16 +63,16 @@ def test_ch10_paper_alexnet_learns():
 
 
 def test_runs_of_the_same_settings_are_shared():
-    """ch02/alexnet, ch04/relu, ch05/dropout and ch06/no_augment differ only in their description in the quick
-    profile where their sizes agree; the cache then serves all of them from one run."""
+    """ch02/alexnet and ch04/relu differ only in their description in the quick profile; the cache then serves
+    both (and the README's first train example, the same preset) from one run."""
     a, b = quick("ch02/alexnet"), quick("ch04/relu")
     assert (a["name"], b["name"]) == ("ch02/alexnet", "ch04/relu")
     assert a["epochs"] == b["epochs"]
 
 
 # images a quick run may see (training images x epochs, plus a third of the evaluated ones): about 1.5 minutes for
-# the d2l AlexNet at the quick side on two quiet cores (measured: 80-90 such images/s, book/runs/notebooks/cpu2.json)
-BUDGET = 10_000
+# the d2l AlexNet at the quick side, in batches of 32, on one core of two busy ones (measured: about 70 such images/s)
+BUDGET = 8_000
 
 
 @pytest.mark.parametrize("name", sorted(n for n in experiments.EXPERIMENTS if not n.startswith(("fast", "best"))))
@@ -80,8 +81,8 @@ def test_every_quick_run_fits_the_budget(name):
     train = (cfg.train_limit or 5000) * cfg.epochs
     test = (cfg.test_limit or 1000) * cfg.epochs
     cost = train + test / 3
-    if cfg.model == "lenet":
-        cost /= 40  # LeNet at 28x28 trains about 40 times as fast as the AlexNets at the quick side
+    # LeNet at 28x28 trains about 40 times as fast as the AlexNets at the quick side, their dense head alone 20 times
+    cost /= {"lenet": 40, "dense_head": 20}.get(cfg.model, 1)
     assert cost <= BUDGET, f"{name}: {train:,} training + {test:,} test images in the quick profile"
 
 
