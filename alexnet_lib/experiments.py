@@ -67,6 +67,8 @@ EXPERIMENTS: dict[str, TrainConfig] = {
     "ch07/b1024": _R(_BASE, batch_size=1024, description="batch 1024 (SGD m 0.9, lr 0.01, default init)"),
     "ch07/b1024_m0": _R(_BASE, batch_size=1024, momentum=0.0, description="batch 1024, no momentum"),
     "ch07/b1024_lr0.08": _R(_BASE, batch_size=1024, lr=0.08, description="batch 1024, lr 0.08 (x8, linear scaling)"),
+    # Chapter 11 looks inside a trained d2l AlexNet: chapter 2's settings, its weights kept (experiments.run(weights=)).
+    "ch11/alexnet": _R(_BASE, description="d2l AlexNet, for a look at its feature maps and mistakes"),
     # The AlexNet family, each at its native input size.
     "zoo/d2l_alexnet": _R(_BASE, description="d2l AlexNet"),
     "zoo/half_alexnet": _R(_BASE, model="half_alexnet", description="half-width AlexNet"),
@@ -153,6 +155,8 @@ QUICK: dict[str, dict] = {
     "seed002/batch4": {"train_limit": 500},  # batch 4: 125 steps per epoch already
     # the paper's AlexNet (LRN, groups) is slower per image: fewer of them (Adam from the defaults above)
     "zoo/paper_alexnet": {"train_limit": 1000, "epochs": 4},
+    # a look inside the network needs a trained one, not a comparison: three epochs (test accuracy about 0.5)
+    "ch11/alexnet": {"epochs": 3},
 }
 # each experiment's quick run: its own `quick` entries over the defaults
 EXPERIMENTS = {name: _R(cfg, quick={**quick_defaults(cfg), **QUICK.get(name, {}), **cfg.quick})
