@@ -81,7 +81,9 @@ def test_unknown_names():
     (models.paper_alexnet, {}, 227), (models.torchvision_alexnet, {}, 224), (models.torchvision_alexnet, {}, 230)])
 def test_space_to_depth_first_layer_computes_the_same_function(builder, kwargs, size):
     torch.manual_seed(0)
-    net = builder(**kwargs).double().eval()
+    net = builder(**kwargs)
+    net.classifier = torch.nn.Identity()  # only the first layer is compared (the dense head, in double, is slow)
+    net = net.double().eval()
     fast = copy.deepcopy(net)
     conv = fast.features[0]
     models.space_to_depth_stem(fast)
@@ -90,10 +92,11 @@ def test_space_to_depth_first_layer_computes_the_same_function(builder, kwargs, 
     x = torch.randn(2, net.in_channels, size, size, dtype=torch.double, requires_grad=True)
     a, b = net.features[0](x), fast.features[0](x)
     assert a.shape == b.shape and torch.allclose(a, b, rtol=0, atol=1e-12)
-    net(x).square().sum().backward()
+    g = torch.randn_like(a)  # the gradient from the layers above: the same for both (the outputs are the same)
+    a.backward(g)
     gx = x.grad.clone()
     x.grad = None
-    fast(x).square().sum().backward()
+    b.backward(g)
     w1, w2 = net.features[0].weight.grad, fast.features[0].weight.grad
     assert torch.allclose(w1, w2, rtol=1e-10, atol=1e-12) and torch.allclose(gx, x.grad, rtol=1e-10, atol=1e-12)
 
