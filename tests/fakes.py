@@ -1,5 +1,9 @@
-"""Stand-ins the fault and reliability tests share: random 'images' that run the training loop fast on any CPU, and
-LeNet with a fault injected into chosen training steps."""
+"""What the fault and reliability tests share: random 'images' that run the training loop fast on any CPU, LeNet
+with a fault injected into chosen training steps, and waiting for a file a running subprocess writes."""
+import subprocess
+import time
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -29,3 +33,12 @@ class LeNetWithFault(nn.Module):
             self.calls += 1
             out = self.fault(out, self.calls)
         return out
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until ``path`` exists; fail with the run's stderr if it ends first, or after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended before {path} appeared:\n{proc.communicate()[1]}"
+        assert time.monotonic() < end, f"no {path} after {timeout} s"
+        time.sleep(0.02)

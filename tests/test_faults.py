@@ -161,19 +161,11 @@ def start(args, cwd: Path, cache: Path) -> subprocess.Popen:
                             restore_signals=True)
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"the run ended before {path} appeared:\n{proc.communicate()[1]}"
-        assert time.monotonic() < end, f"no {path} after {timeout} s"
-        time.sleep(0.02)
-
-
 def test_interrupted_first_epoch_says_nothing_was_saved(tmp_path, shared_cache):
     ckpt, hist = tmp_path / "c.pt", tmp_path / "h.json"
     proc = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
-        wait_for(tmp_path / ".c.pt.lock", proc)  # the run has started (outputs checked and locked)
+        fakes.wait_for(tmp_path / ".c.pt.lock", proc)  # the run has started (outputs checked and locked)
         time.sleep(0.5)  # loading the data, or in the first epoch: either way before anything could be saved
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
@@ -188,7 +180,7 @@ def test_interrupted_later_epoch_names_what_is_saved(tmp_path, shared_cache):
     ckpt, hist = tmp_path / "c.pt", tmp_path / "h.json"
     proc = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
-        wait_for(ckpt, proc)
+        fakes.wait_for(ckpt, proc)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -393,7 +385,7 @@ def test_second_run_on_the_same_outputs_is_refused_naming_the_first(tmp_path, sh
     ckpt, hist = tmp_path / "c.pt", tmp_path / "h.json"
     first = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
-        wait_for(tmp_path / ".c.pt.lock", first)
+        fakes.wait_for(tmp_path / ".c.pt.lock", first)
         second = cli(*TINY, "--epochs", "1", "--out", hist, cwd=tmp_path, cache=shared_cache)
         line = error_line(second, 1)
         assert f"{hist} is being written by another run (pid {first.pid} on " in line, line
@@ -408,7 +400,7 @@ def test_killed_run_leaves_a_lock_that_the_next_run_takes_over(tmp_path, shared_
     ckpt, hist = tmp_path / "c.pt", tmp_path / "h.json"
     first = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
-        wait_for(tmp_path / ".c.pt.lock", first)
+        fakes.wait_for(tmp_path / ".c.pt.lock", first)
         time.sleep(0.5)
     finally:
         first.kill()  # kill -9: nothing runs, the lock file stays behind

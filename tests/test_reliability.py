@@ -250,14 +250,6 @@ train(models.lenet(), Slow(train_iter), test_iter, {epochs}, 0.1, device="cpu", 
 """
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"the run ended before writing {path}:\n{proc.communicate()[1]}"
-        assert time.monotonic() < end, f"no {path} after {timeout} s"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_killed_run_resumes_with_a_continuous_history(sig, tmp_path):
     epochs, ckpt, hist = 8, tmp_path / "run.pt", tmp_path / "run.json"
@@ -270,7 +262,7 @@ def test_killed_run_resumes_with_a_continuous_history(sig, tmp_path):
                                                                    "OMP_NUM_THREADS": "1"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        wait_for(ckpt, proc)
+        fakes.wait_for(ckpt, proc)
         time.sleep(0.1)  # into the next epoch
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
