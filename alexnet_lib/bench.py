@@ -190,8 +190,7 @@ def _fwd_bwd_ms(fwd, grad: torch.Tensor, reps: int, device: torch.device) -> tup
             torch.cuda.synchronize(device)
         if rep >= 2:
             times.append((ms(t0, t1), ms(t1, t2)))
-    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
-    return median([f for f, _ in times]), median([b for _, b in times])
+    return statistics.median(f for f, _ in times), statistics.median(b for _, b in times)
 
 
 def layer_times(model_name: str = "d2l_alexnet", batch: int = 512, size: int | None = None,

@@ -35,6 +35,8 @@ __all__ = ["EXPERIMENTS", "get", "run", "build", "loaders", "quick_defaults"]
 
 _BASE = TrainConfig(model="d2l_alexnet", epochs=10, lr=0.01, batch_size=128, momentum=0.9)  # d2l's AlexNet, SGD
 _R = dataclasses.replace
+_HEAD_BASE = TrainConfig(model="dense_head", model_kwargs={"width": 1024}, optimizer="adam", lr=1e-3, batch_size=64,
+                         epochs=20, init="xavier", description="AlexNet's dense head alone, 1024 wide, dropout p=0.5")
 
 EXPERIMENTS: dict[str, TrainConfig] = {
     # From LeNet to AlexNet: each at its own input size, d2l's settings for LeNet.
@@ -49,12 +51,9 @@ EXPERIMENTS: dict[str, TrainConfig] = {
     "ch05/dropout": _R(_BASE, epochs=20, description="dropout p=0.5"),
     "ch05/no_dropout": _R(_BASE, epochs=20, model_kwargs={"dropout": 0.0}, description="no dropout"),
     # Dropout where it acts, on a CPU: AlexNet's dense head alone on the pixels (no convolutions), with and without.
-    "ch05/head_dropout": TrainConfig(model="dense_head", model_kwargs={"width": 1024}, optimizer="adam", lr=1e-3,
-                                     batch_size=64, epochs=20, init="xavier",
-                                     description="AlexNet's dense head alone, 1024 wide, dropout p=0.5"),
-    "ch05/head_no_dropout": TrainConfig(model="dense_head", model_kwargs={"width": 1024, "dropout": 0.0},
-                                        optimizer="adam", lr=1e-3, batch_size=64, epochs=20, init="xavier",
-                                        description="AlexNet's dense head alone, 1024 wide, no dropout"),
+    "ch05/head_dropout": _HEAD_BASE,
+    "ch05/head_no_dropout": _R(_HEAD_BASE, model_kwargs={"width": 1024, "dropout": 0.0},
+                               description="AlexNet's dense head alone, 1024 wide, no dropout"),
     # Augmentation on and off.
     "ch06/no_augment": _R(_BASE, epochs=20, description="no augmentation"),
     "ch06/shift": _R(_BASE, epochs=20, augment="shift", description="flip + 2-pixel shifts"),

@@ -23,13 +23,13 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from .outputs import atomic_copy
 from .runs import load_json, save_json
 
 __all__ = ["default_folder", "source_digest", "key", "cached"]
@@ -135,7 +135,7 @@ def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLi
             try:
                 history = load_json(path)
                 if weights is not None and isinstance(history, dict) and history.get("status") == "finished":
-                    _copy(pt, Path(weights))
+                    atomic_copy(pt, weights)
             except (OSError, ValueError):  # unreadable: compute it again
                 history = None
             if isinstance(history, dict) and history.get("status") == "finished":
@@ -144,18 +144,9 @@ def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLi
         if history.get("status") == "finished":
             try:
                 if weights is not None:
-                    _copy(Path(weights), pt)
+                    atomic_copy(weights, pt)
                 save_json(history, path)  # last: a history in the cache always has its weights beside it
             except OSError as e:
                 print(f"note: the history was not cached ({path}: {e.strerror or e})", file=sys.stderr)
     return history, False
 
-
-def _copy(src: Path, dst: Path) -> None:
-    """Copy a file through a temporary one beside ``dst``, so a reader never sees half of it."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 __all__ = ["OutputBusy", "real_target", "atomic_write_text", "save_json", "load_json", "atomic_torch_save",
-           "stale_temps", "output_lock", "signals_deferred", "os_reason"]
+           "atomic_copy", "stale_temps", "output_lock", "signals_deferred", "os_reason"]
 
 
 class OutputBusy(RuntimeError):
@@ -99,6 +99,18 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, _mode())
         os.replace(tmp, path)
+
+
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file beside it and a rename, so a reader never sees half of it."""
+    import shutil
+
+    dst = real_target(dst)
+    with _temp_beside(dst) as (fd, tmp):
+        os.close(fd)
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, _mode())
+        os.replace(tmp, dst)
 
 
 def stale_temps(path: str | os.PathLike) -> list[Path]:

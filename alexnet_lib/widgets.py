@@ -27,9 +27,13 @@ __all__: list[str] = ["Explorer", "StaticExplorer"]
 
 # The labels the explorers' controls and notes show come from the one label table of the figures, plot.LABELS
 # (keys "ui:..." for the controls, "model:..." for the builders' names, "trace:..." for the shape-trace table).
-def _w(key: str, lang: str) -> str:
+_SHARED = ("image", "layer", "input")  # words the figures already have: their plot.LABELS entry serves both
+
+
+def _w(key: str, lang: str, kind: str = "ui") -> str:
+    """The label ``kind:key`` of plot.LABELS (``key`` itself for the words of :data:`_SHARED`) in ``lang``."""
     from .plot.common import t
-    return t(key if key in ("image", "layer") else f"ui:{key}", lang)
+    return t(key if key in _SHARED else f"{kind}:{key}", lang)
 
 
 def _lang(lang: str | None) -> str:
@@ -502,7 +506,7 @@ def trace_table(names: Sequence[str] = tuple(TRACE_MODELS), sides: Sequence[int]
 
 
 _TRACE_WORDS = ("input", "layer", "type", "shape", "params", "flops", "total", "breaks", "works", "works_open",
-                "smallest", "largest", "ok")  # the script's words: plot.LABELS["trace:..."] ("input", "layer" shared)
+                "smallest", "largest", "ok")  # the script's words: plot.LABELS["trace:..."] (see _w)
 
 
 _TRACE_SCRIPT = """(function () {
@@ -572,15 +576,15 @@ def shape_trace_explorer(model: str = "d2l_alexnet", side: int = 224, *, names: 
     lang = _lang(lang)
     import gzip
 
-    from .plot.common import LABELS, t
+    from .plot.common import LABELS
 
     table = trace_table(names, sides)
     packed = gzip.compress(json.dumps(table, ensure_ascii=False, separators=(",", ":")).encode(), mtime=0)
-    words = {k: t(k if k in ("input", "layer") else f"trace:{k}", lang) for k in _TRACE_WORDS}
+    words = {k: _w(k, lang, "trace") for k in _TRACE_WORDS}
     data = {"words": words, "models": base64.b64encode(packed).decode("ascii")}  # gzip: a tenth
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     uid = "anx-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
-    label = lambda n: t(f"model:{n}", lang) if f"model:{n}" in LABELS else n
+    label = lambda n: _w(n, lang, "model") if f"model:{n}" in LABELS else n
     opts = "".join(f"<option value='{n}'{' selected' if n == model else ''}>{html.escape(label(n))}</option>"
                    for n in names)
     lo, hi = min(sides), max(sides)
