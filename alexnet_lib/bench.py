@@ -381,13 +381,23 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
               "torch": str(torch.__version__), "date": datetime.date.today().isoformat(),
               "train_flops_per_image": flops, "peak_bf16_tflops": peak, "windows": windows, "steps": steps,
               "fused_pool": fused_pool, "rows": [], "skipped": []}
+    base = None
     for name, cfg in configs:
         if name == PEER and unavailable():
             result["skipped"].append({"name": name, "note": unavailable()})
             continue
-        row = _one(name, cfg, steps, device, windows)
-        seeds = result["rows"][0]["img_per_s"] if result["rows"] else row["img_per_s"]
-        row["x_seeds"] = row["img_per_s"] / seeds
+        try:
+            row = _one(name, cfg, steps, device, windows)
+        except Exception as e:  # noqa: BLE001 -- one broken row (a compiler error, say) must not lose the others
+            last = (str(e).strip().splitlines() or [""])[-1]
+            result.setdefault("failed", []).append({"name": name, "error": f"{type(e).__name__}: {last}"[:500]})
+            print(f"{name}: failed ({type(e).__name__}: {last[:200]}); the next row still runs", flush=True)
+            if out is not None:
+                save_json(result, out)
+            continue
+        if name == configs[0][0]:  # the first row is the one the others are measured against
+            base = row["img_per_s"]
+        row["x_seeds"] = row["img_per_s"] / base if base else None  # None: that row failed
         row["pct_of_peak"] = 100 * row["img_per_s"] * flops / (peak * 1e12) if peak else None
         result["rows"].append(row)
         if verbose:
@@ -426,7 +436,8 @@ def _row_text(r: dict) -> str:
     mem = f"{r['peak_mem_GB']:5.1f} GB" if r.get("peak_mem_GB") is not None else "      -"
     spread = (f"{r['img_per_s_min']:>7,.0f}-{r['img_per_s_max']:<7,.0f}" if "img_per_s_min" in r
               else f"{'(1 window)':^15}")  # bench files from before the windows: one timed epoch
-    return (f"{r['name']:<35} {r['batch']:>5}  {r['img_per_s']:>8,.0f}  {spread}  {r['x_seeds']:6.2f}x  {pct}  "
+    ratio = f"{r['x_seeds']:6.2f}x" if r.get("x_seeds") is not None else "      -"
+    return (f"{r['name']:<35} {r['batch']:>5}  {r['img_per_s']:>8,.0f}  {spread}  {ratio}  {pct}  "
             f"{mem}")
 
 
@@ -441,7 +452,8 @@ def format_table(result: dict) -> str:
     cols = (f"{'configuration':<35} {'batch':>5}  {'images/s':>8}  {'range':^15}  {'vs seeds':>7}  {'% peak':>6}  "
             f"{'memory':>8}")
     skipped = [f"{r['name']:<35} skipped: {r['note']}" for r in result.get("skipped", [])]
-    return "\n".join([head, cols] + [_row_text(r) for r in result["rows"]] + skipped)
+    failed = [f"{r['name']:<35} failed: {r['error']}" for r in result.get("failed", [])]
+    return "\n".join([head, cols] + [_row_text(r) for r in result["rows"]] + skipped + failed)
 
 
 # ``bench --ddp``: the strong-scaling row once per line here, each turning on DDP options (TrainConfig fields).
@@ -564,9 +576,9 @@ def main(args) -> int:
                        batch=args.batch_size, profile=args.profile, windows=args.windows,
                        fused_pool=args.fused_pool)
     print(format_table(result))
-    if args.profile:
+    if args.profile and "profile" in result:
         for name, p in result["profile"]["kernels"].items():
             print(f"\nwhere the GPU time goes, {name}:\n" + format_kernels(p))
         print("\nper layer, eager, without the space-to-depth first layer:\n"
               + format_layers(result["profile"]["layers"]["plain"]))
-    return 0
+    return 1 if result.get("failed") else 0

@@ -169,3 +169,20 @@ def test_skipped_peer_is_listed_with_its_reason(monkeypatch):
     result = bench.run_bench(size=96, steps=1, only=[bench.PEER], device="cpu", verbose=False, batch=2, windows=1)
     assert result["rows"] == [] and result["skipped"][0]["name"] == bench.PEER
     assert "skipped: PyTorch Lightning is not installed" in bench.format_table(result)
+
+
+def test_a_failing_row_is_recorded_and_the_next_row_still_runs(monkeypatch, tmp_path):
+    real = bench._one
+
+    def broken(name, *args):  # e.g. an Inductor error while compiling one configuration
+        if name == TWO[0]:
+            raise RuntimeError("compile failed\nSyntaxError: invalid decimal literal")
+        return real(name, *args)
+    monkeypatch.setattr(bench, "_one", broken)
+    out = tmp_path / "bench.json"
+    result = bench.run_bench(size=96, steps=1, only=TWO, device="cpu", verbose=False, batch=2, windows=1, out=out)
+    assert [r["name"] for r in result["rows"]] == [TWO[1]]
+    assert result["rows"][0]["x_seeds"] is None  # no ratio to a row that did not run
+    assert result["failed"] == [{"name": TWO[0], "error": "RuntimeError: SyntaxError: invalid decimal literal"}]
+    assert runs.load_json(out)["failed"] == result["failed"]  # written, with the row that ran
+    assert f"{TWO[0]:<35} failed: RuntimeError" in bench.format_table(result)

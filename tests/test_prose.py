@@ -94,3 +94,16 @@ def test_citations_get_the_page_language_prefix():
         "see {cite:p}`zh-krizhevsky2012imagenet,zh-lecun1998gradient`"
     with pytest.raises(SystemExit, match="not in"):
         mk.cite("{cite:p}`nobody2099`", "en", mk.bib_keys())
+
+
+def test_the_claims_chapter_7_words_about_its_recorded_runs_hold():
+    """Chapter 7's prose says each step of the batch-1024 chain is an effect, that at learning rate 0.08 some seeds
+    diverged and one finished; the page generates the numbers, this checks the words around them."""
+    chain = ["ch02/alexnet", "ch07/b1024", "ch07/b1024_m0", "ch07/sgd_b1024_xavier"]
+    steps = [runs.compare(a, b, folder=BOOK_RUNS) for a, b in zip(chain, chain[1:])]
+    for c in steps:
+        assert c.verdict == "effect" and min(c.n) >= 3, str(c)
+    batch, momentum, init = steps  # "dropping the momentum: the largest of the three"; Xavier wins much back
+    assert momentum.diff < batch.diff < 0 < init.diff and abs(momentum.diff) > max(abs(batch.diff), init.diff)
+    status = [runs.load_json(p)["status"] for p in runs.seed_files("ch07/b1024_lr0.08", BOOK_RUNS)]
+    assert len(status) >= 3 and status.count("finished") == 1 and "diverged" in status
