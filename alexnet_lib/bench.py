@@ -347,6 +347,18 @@ def _select(only, on_gpu: bool, fused_pool: bool) -> list[tuple[str, TrainConfig
     return configs
 
 
+def _row_or_failure(name: str, cfg, steps: int, device, windows: int, result: dict) -> dict | None:
+    """:func:`_one`, or None with the error recorded in ``result["failed"]``: one broken row (a compiler error,
+    say) must not lose the rows measured before it nor stop the rows after it."""
+    try:
+        return _one(name, cfg, steps, device, windows)
+    except Exception as e:  # noqa: BLE001
+        last = (str(e).strip().splitlines() or [""])[-1]
+        result.setdefault("failed", []).append({"name": name, "error": f"{type(e).__name__}: {last}"[:500]})
+        print(f"{name}: failed ({type(e).__name__}: {last[:200]}); the next row still runs", flush=True)
+        return None
+
+
 def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,
               only: list[str] | None = None, device: torch.device | str | None = None, out=None,
               verbose: bool = True, batch: int | None = None, profile: bool = False, windows: int = 5,
@@ -386,22 +398,14 @@ def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | 
         if name == PEER and unavailable():
             result["skipped"].append({"name": name, "note": unavailable()})
             continue
-        try:
-            row = _one(name, cfg, steps, device, windows)
-        except Exception as e:  # noqa: BLE001 -- one broken row (a compiler error, say) must not lose the others
-            last = (str(e).strip().splitlines() or [""])[-1]
-            result.setdefault("failed", []).append({"name": name, "error": f"{type(e).__name__}: {last}"[:500]})
-            print(f"{name}: failed ({type(e).__name__}: {last[:200]}); the next row still runs", flush=True)
-            if out is not None:
-                save_json(result, out)
-            continue
-        if name == configs[0][0]:  # the first row is the one the others are measured against
-            base = row["img_per_s"]
-        row["x_seeds"] = row["img_per_s"] / base if base else None  # None: that row failed
-        row["pct_of_peak"] = 100 * row["img_per_s"] * flops / (peak * 1e12) if peak else None
-        result["rows"].append(row)
-        if verbose:
-            print(_row_text(row), flush=True)
+        row = _row_or_failure(name, cfg, steps, device, windows, result)
+        if row is not None:
+            base = row["img_per_s"] if name == configs[0][0] else base  # the first row: what the others are against
+            row["x_seeds"] = row["img_per_s"] / base if base else None  # None: that row failed
+            row["pct_of_peak"] = 100 * row["img_per_s"] * flops / (peak * 1e12) if peak else None
+            result["rows"].append(row)
+            if verbose:
+                print(_row_text(row), flush=True)
         if out is not None:
             save_json(result, out)
     if profile:
