@@ -580,7 +580,7 @@ def main(args) -> int:
                        batch=args.batch_size, profile=args.profile, windows=args.windows,
                        fused_pool=args.fused_pool)
     print(format_table(result))
-    if args.profile and "profile" in result:
+    if args.profile:
         for name, p in result["profile"]["kernels"].items():
             print(f"\nwhere the GPU time goes, {name}:\n" + format_kernels(p))
         print("\nper layer, eager, without the space-to-depth first layer:\n"

@@ -42,8 +42,8 @@ def plot_bench(result: dict, lang: str | None = None, title: str | None = None, 
     ax.barh(y, vals, xerr=err, capsize=2, error_kw={"elinewidth": 0.8},
             color=["0.6"] + ["tab:blue"] * (len(rows) - 1))
     for yi, r in zip(y, rows):
-        ax.text(r.get("img_per_s_max", r["img_per_s"]), yi, f"  {r['img_per_s']:,.0f}" + (f"  ({r['x_seeds']:.1f}×)" if r.get("x_seeds") is not None else ""),
-                va="center", fontsize=9)
+        ratio = f"  ({r['x_seeds']:.1f}×)" if r.get("x_seeds") is not None else ""  # None: the first row failed
+        ax.text(r.get("img_per_s_max", r["img_per_s"]), yi, f"  {r['img_per_s']:,.0f}{ratio}", va="center", fontsize=9)
     ax.set_yticks(y, [bench_label(r["name"], lang) for r in rows], fontsize=10)
     ax.set_xlabel(t("train_img_per_s", lang))
     ax.set_xlim(0, max(vals) * 1.28)
