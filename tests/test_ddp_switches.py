@@ -79,7 +79,10 @@ def _run(folder, cases, nproc, timeout=240):
     script.write_text(WORKER)
     launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
               if nproc > 1 else [sys.executable])  # --standalone: a free port, also beside other pytest workers
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")  # gloo on the CPU, also on a GPU machine
+    # gloo on the CPU, also on a GPU machine; Inductor compiles in the rank itself, without its pool of compile
+    # workers (two ranks on two shared cores gain nothing from it; a rank once aborted in it, "terminate called
+    # without an active exception", 1 run in 7)
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", TORCHINDUCTOR_COMPILE_THREADS="1")
     p = subprocess.run(launch + [str(script), json.dumps(cases), str(folder), str(STEPS), str(BATCH)],
                        capture_output=True, text=True, env=env, timeout=timeout)
     assert p.returncode == 0, p.stderr[-3000:]
