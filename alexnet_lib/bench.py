@@ -25,8 +25,10 @@ import dataclasses
 import datetime
 import os
 import platform
+import re
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -354,9 +356,29 @@ def _row_or_failure(name: str, cfg, steps: int, device, windows: int, result: di
         return _one(name, cfg, steps, device, windows)
     except Exception as e:  # noqa: BLE001
         last = (str(e).strip().splitlines() or [""])[-1]
-        result.setdefault("failed", []).append({"name": name, "error": f"{type(e).__name__}: {last}"[:500]})
+        failure = {"name": name, "error": f"{type(e).__name__}: {last}"[:500]}
+        source = _generated_source(str(e))
+        if source:
+            failure["generated_source"] = source
+        result.setdefault("failed", []).append(failure)
         print(f"{name}: failed ({type(e).__name__}: {last[:200]}); the next row still runs", flush=True)
+        if source:
+            print(f"the generated lines around the error:\n{source}", flush=True)
         return None
+
+
+def _generated_source(message: str, around: int = 3) -> str | None:
+    """The lines around the error in a module the compiler generated and could not import (Inductor names the file
+    and the line in its message), so that such a failure can be read after the machine is gone."""
+    path, line = re.search(r"Failed to import (\S+\.py)", message), re.search(r"line (\d+)\)", message)
+    if not (path and line):
+        return None
+    try:
+        lines = Path(path.group(1)).read_text().splitlines()
+    except OSError:
+        return None
+    n = int(line.group(1))
+    return "\n".join(f"{i + 1:5d}  {lines[i][:300]}" for i in range(max(0, n - 1 - around), min(len(lines), n + around)))
 
 
 def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,

@@ -186,3 +186,14 @@ def test_a_failing_row_is_recorded_and_the_next_row_still_runs(monkeypatch, tmp_
     assert result["failed"] == [{"name": TWO[0], "error": "RuntimeError: SyntaxError: invalid decimal literal"}]
     assert runs.load_json(out)["failed"] == result["failed"]  # written, with the row that ran
     assert f"{TWO[0]:<35} failed: RuntimeError" in bench.format_table(result)
+
+
+def test_a_generated_module_that_does_not_import_is_quoted_around_the_line(tmp_path):
+    module = tmp_path / "cabc.py"
+    module.write_text("\n".join(f"line_{i} = {i}" for i in range(1, 11)) + "\n")
+    message = (f"RuntimeError: Failed to import {module}\n"
+               f"SyntaxError: invalid decimal literal (cabc.py, line 6)")
+    quoted = bench._generated_source(message, around=2)
+    assert quoted.splitlines() == [f"{i:5d}  line_{i} = {i}" for i in range(4, 9)]
+    assert bench._generated_source("RuntimeError: out of memory") is None
+    assert bench._generated_source(message.replace(str(module), str(tmp_path / "gone.py"))) is None
