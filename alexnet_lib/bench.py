@@ -591,7 +591,18 @@ def format_ddp(result: dict) -> str:
     return "\n".join(lines)
 
 
+def without_inductor_harness() -> None:
+    """Stop Inductor from writing a benchmark harness into each module it generates. The harness names itself after
+    the command-line word that follows ``--only``, pasted into the generated code as a Python string literal, so
+    ``bench --only "seeds' loop,..."`` gave a module that does not parse and every compiled row failed (on an H200,
+    2026-12-02). The bench never runs those harnesses."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.benchmark_harness = False
+
+
 def main(args) -> int:
+    without_inductor_harness()
     if args.ddp:
         result = ddp_bench(args.model, args.size, args.steps, args.batch_size, args.out, args.windows)
         if int(os.environ.get("RANK", "0")) == 0:

@@ -46,6 +46,16 @@ def _limit(text: str) -> int | None:
     return None if text == "all" else _positive_int(text)
 
 
+def _augment(text: str) -> str | None:
+    from .augment import PRESETS
+
+    if text == "none":
+        return None
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"choose none or one of {', '.join(PRESETS)}, not {text!r}")
+    return text
+
+
 def _field_options() -> dict[str, dict]:
     """argparse options for each TrainConfig field that is a flag: its type check and its choices."""
     from .augment import PRESETS
@@ -60,7 +70,7 @@ def _field_options() -> dict[str, dict]:
         "label_smoothing": dict(type=_nonnegative_float), "epochs": dict(type=_positive_int),
         "scheduler": dict(choices=list(SCHEDULERS)), "warmup": dict(type=_nonnegative_int),
         "batch_size": dict(type=_positive_int), "source": dict(choices=["full", "sample"]),
-        "image_size": dict(type=_positive_int), "augment": dict(choices=list(PRESETS)),
+        "image_size": dict(type=_positive_int), "augment": dict(type=_augment, metavar="{none," + ",".join(PRESETS) + "}"),
         "channels": dict(type=int, choices=[1, 3]), "train_limit": dict(type=_limit, metavar="N|all"),
         "test_limit": dict(type=_limit, metavar="N|all"), "num_workers": dict(type=_nonnegative_int),
         "data_path": dict(choices=["gpu", "loader"], help="default: gpu with CUDA, else loader"),

@@ -71,6 +71,7 @@ class TrainConfig:
     compile: bool | str = False       # torch.compile, or a mode such as "reduce-overhead"
     s2d_stem: bool = False            # first convolution as pixel_unshuffle + 3x3 conv (same maths)
     fused_pool: bool = False          # ReLU + max pooling as one Triton operator (alexnet_lib.kernels; same maths)
+    cudnn_benchmark: bool = True      # CUDA: time cuDNN's algorithms for each new shape (slower first steps)
     tta: bool = False                 # evaluate on each test image and its mirror
     item_every_step: bool = False     # read the loss with .item() after every step (a host sync; for measuring it)
     check_every: int = 50             # on a GPU, check the loss for NaN/inf every this many steps

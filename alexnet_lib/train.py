@@ -310,7 +310,9 @@ def setup(net: nn.Module, train_iter, test_iter, cfg: TrainConfig, device=None, 
     cfg = cfg.resolved(device.type)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # pick the fastest convolution algorithms for these shapes
+        # True: cuDNN times its algorithms for every new shape and keeps the fastest (seconds of trials in the first
+        # steps); False: it picks by its heuristics, with no trials
+        torch.backends.cudnn.benchmark = cfg.cudnn_benchmark
     net.to(device, memory_format=memory_format)
     opt = make_optimizer(net, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.nesterov, cfg.fused)
     sched = make_scheduler(opt, cfg.scheduler, cfg.lr, cfg.epochs, len(train_iter), cfg.warmup)

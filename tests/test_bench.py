@@ -1,8 +1,10 @@
 """The throughput bench (alexnet_lib.bench) on a CPU, and the plots of the chapter "Making AlexNet fast"."""
+import sys
 from pathlib import Path
 import matplotlib
 import pytest
 import torch
+import torch._inductor.config
 
 matplotlib.use("Agg")
 
@@ -197,3 +199,13 @@ def test_a_generated_module_that_does_not_import_is_quoted_around_the_line(tmp_p
     assert quoted.splitlines() == [f"{i:5d}  line_{i} = {i}" for i in range(4, 9)]
     assert bench._generated_source("RuntimeError: out of memory") is None
     assert bench._generated_source(message.replace(str(module), str(tmp_path / "gone.py"))) is None
+
+
+def test_compiling_works_when_the_command_line_names_rows_with_a_quote(monkeypatch):
+    """Inductor pastes the word after --only into the module it generates; bench's own row names hold a quote."""
+    monkeypatch.setattr(sys, "argv", ["alexnet_lib", "bench", "--only", "seeds' loop,+ torch.compile"])
+    monkeypatch.setattr(torch._inductor.config, "benchmark_harness", True)
+    bench.without_inductor_harness()
+    torch._dynamo.reset()
+    f = torch.compile(lambda x: (x * 2).relu())
+    assert torch.equal(f(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 4.0]))

@@ -33,10 +33,12 @@ def test_every_train_flag_is_a_config_field_and_every_field_a_flag():
     assert (args.nesterov, args.warmup, args.label_smoothing, args.normalize) == (True, 100, 0.1, False)
     assert args.train_limit is None and args.compile == "reduce-overhead"
     assert not hasattr(args, "lr")  # a flag not given leaves the preset's value
+    assert cli._parser().parse_args(["train", "--augment", "none"]).augment is None  # a preset's augmentation off
+    assert cli._parser().parse_args(["train", "--augment", "crop", "--no-cudnn-benchmark"]).cudnn_benchmark is False
 
 
 @pytest.mark.parametrize("argv", [["--warmup", "-1"], ["--label-smoothing", "x"], ["--lr", "0"], ["--channels", "2"],
-                                  ["--nesterov=1"], ["--scheduler", "step"]])
+                                  ["--nesterov=1"], ["--scheduler", "step"], ["--augment", "blur"]])
 def test_bad_generated_flags_exit_with_code_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["train", *argv])
