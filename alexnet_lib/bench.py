@@ -378,7 +378,8 @@ def _generated_source(message: str, around: int = 3) -> str | None:
     except OSError:
         return None
     n = int(line.group(1))
-    return "\n".join(f"{i + 1:5d}  {lines[i][:300]}" for i in range(max(0, n - 1 - around), min(len(lines), n + around)))
+    first, last = max(0, n - 1 - around), min(len(lines), n + around)
+    return "\n".join(f"{i + 1:5d}  {lines[i][:300]}" for i in range(first, last))
 
 
 def run_bench(model: str = "d2l_alexnet", size: int | None = None, steps: int | None = None,

@@ -89,11 +89,11 @@ def wall_clock(history: dict) -> list[float]:
     return out
 
 
-def time_to(history: dict, target: float) -> tuple[int | None, float | None]:
-    """The first epoch whose test accuracy reaches ``target`` and :func:`wall_clock` at its end; (None, None) if
-    none does."""
+def time_to(history: dict, target: float, key: str = "test_acc") -> tuple[int | None, float | None]:
+    """The first epoch whose test accuracy (or another accuracy ``key`` of the epochs, e.g. ``val_acc``) reaches
+    ``target`` and :func:`wall_clock` at its end; (None, None) if none does."""
     for e, seconds in zip(history["epochs"], wall_clock(history)):
-        if e["test_acc"] >= target:
+        if e[key] >= target:
             return e["epoch"], seconds
     return None, None
 

@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT))
+from alexnet_lib.runs import time_to  # noqa: E402
+
 BASE = ["--preset", "fast_h200_b512", "--profile", "full", "--no-cudnn-benchmark"]
 HELD_OUT = ["--val", "5000"]
 LESS_REG = ["--augment", "none", "--label-smoothing", "0", "--dropout", "0.2"]
@@ -42,16 +45,20 @@ SMOKE = ["--source", "sample", "--image-size", "96", "--epochs", "2", "--batch-s
          "--test-limit", "16", "--num-workers", "0", "--no-fused-pool"]
 
 
-def first_epoch_at(history: dict, key: str, target: float = TARGET) -> int | None:
-    """The first epoch whose ``key`` accuracy reached ``target`` (None: never)."""
-    return next((e["epoch"] for e in history.get("epochs", []) if e.get(key, 0) >= target), None)
+def _history(path: Path) -> dict:
+    """The run's history, or an empty one where the run left none (it could not start, or was killed)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"epochs": []}
 
 
 def choose(rows: list[dict]) -> dict | None:
     """The rule: the fewest epochs to the target on the held-out images; ties (or no candidate there) go to the
     larger batch (its epochs take less time), then to the higher final held-out accuracy."""
     done = [r for r in rows if r["status"] == "finished" and r["val_acc"] is not None]
-    batch = lambda r: int(r["cmd"][r["cmd"].index("--batch-size") + 1]) if "--batch-size" in r["cmd"] else 512  # noqa: E731
+    def batch(r):
+        return int(r["cmd"][r["cmd"].index("--batch-size") + 1]) if "--batch-size" in r["cmd"] else 512
     return min(done, key=lambda r: (r["val_93_at"] or 10 ** 6, -batch(r), -r["val_acc"]), default=None)
 
 
@@ -68,15 +75,11 @@ def timed_runs(chosen: dict, n: int, out: Path, env: dict, smoke: bool) -> list[
         t0 = time.perf_counter()
         rc = subprocess.run(cmd, cwd=ROOT, env=cold).returncode
         wall = time.perf_counter() - t0
-        try:
-            h = json.loads(path.read_text())
-        except (OSError, ValueError):
-            h = {}
-        at = first_epoch_at(h, "test_acc")
-        epoch = h["epochs"][at - 1] if at else None
+        h = _history(path)
+        at, seconds = time_to(h, TARGET)
         runs.append({"seed": seed, "rc": rc, "process_seconds": wall, "status": h.get("status"),
-                     "final_test_acc": (h.get("epochs") or [{}])[-1].get("test_acc"), "test_93_at": at,
-                     "seconds_to_93": h["setup_seconds"] + epoch["elapsed"] if epoch else None})
+                     "final_test_acc": (h["epochs"] or [{}])[-1].get("test_acc"), "test_93_at": at,
+                     "seconds_to_93": seconds})
         print(f"timed seed {seed}: rc {rc}, {runs[-1]}", flush=True)
     return runs
 
@@ -101,18 +104,15 @@ def main(argv: list[str]) -> int:
     for name, (cmd, proc, log) in procs.items():
         rc = proc.wait()
         log.close()
-        try:
-            h = json.loads((found / f"{name}.json").read_text())
-        except (OSError, ValueError):
-            h = {}
-        epochs = h.get("epochs", [])
+        h = _history(found / f"{name}.json")
+        epochs = h["epochs"]
         rows.append({"name": name, "cmd": cmd[2:], "rc": rc, "status": h.get("status"), "epochs": len(epochs),
                      "val_acc": epochs[-1].get("val_acc") if epochs else None,
-                     "val_93_at": first_epoch_at(h, "val_acc"), "test_acc_at_end": h.get("test_acc")})
+                     "val_93_at": time_to(h, TARGET, key="val_acc")[0], "test_acc_at_end": h.get("test_acc")})
         if rc == 0:
             (found / f"{name}.log").unlink(missing_ok=True)
     chosen = choose(rows)
-    result = {"chosen": chosen and chosen["name"], "rule": f"fewest epochs to {TARGET:.0%} on the 5,000 held-out images; ties: the higher final val_acc",
+    result = {"chosen": chosen and chosen["name"], "rule": " ".join(choose.__doc__.split()),
               "concurrent": len(CANDIDATES), "seconds_all": time.perf_counter() - t0, "rows": rows}
     (out / "search.json").write_text(json.dumps(result, indent=1))
     print(f"{'candidate':<20} {'rc':>3} {'epochs':>6} {'val acc':>8} {'93% at':>7} {'test at end':>11}")

@@ -1,7 +1,8 @@
 """Where do the first epoch's extra seconds go? The fast schedule's first epoch took about 10 s on an H200 where the
 others take 1.4 s, with cuDNN's algorithm trials on or off alike (2026-12-02). This trains one epoch of it a few
 ways, one process at a time, and prints each run's epoch seconds. Each run is the fast schedule on 10,240 images
-(20 steps an epoch) at lr 0.01 (a speed probe: a short OneCycle to 0.08 diverges): what the first epoch takes beyond the second is the one-off cost.
+(20 steps an epoch) at lr 0.01 (a speed probe: a short OneCycle to 0.08 diverges): what the first epoch takes
+beyond the second is the one-off cost.
 
     python book/runs/bench/first_epoch.py OUT [--smoke]
 
@@ -39,7 +40,8 @@ def main(argv: list[str]) -> int:
                    TRITON_CACHE_DIR=caches[name][1])
         path = out / f"first_{name}.json"
         cmd = [sys.executable, "-m", "alexnet_lib", "train", "--preset", "fast_h200_b512", "--profile", "full",
-               "--no-cudnn-benchmark", "--train-limit", "10240", "--epochs", "3", "--lr", "0.01", *extra, *(SMOKE if smoke else []), "--out", str(path)]
+               "--no-cudnn-benchmark", "--train-limit", "10240", "--epochs", "3", "--lr", "0.01", *extra,
+               *(SMOKE if smoke else []), "--out", str(path)]
         rc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL).returncode
         h = json.loads(path.read_text()) if path.exists() else {"epochs": []}
         rows[name] = {"rc": rc, "setup_seconds": h.get("setup_seconds"),
