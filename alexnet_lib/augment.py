@@ -10,6 +10,8 @@ Presets (by name, for both paths):
 | ``crop``   | flip + random resized crop (scale 0.6-1, aspect 3/4-4/3), the paper's idea of many crops |
 | ``jitter`` | flip + brightness/contrast jitter of +-30%                                               |
 | ``all``    | flip + crop + jitter                                                                     |
+
+Besides a preset, Cutout (``erase``, :func:`erase_squares`): one square per training image set to the background.
 """
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torchvision import transforms as transforms_v1
 from torchvision.transforms import v2
 
-__all__ = ["PRESETS", "transform", "gpu_augment", "gpu_resize", "augmented_versions"]
+__all__ = ["PRESETS", "transform", "gpu_augment", "gpu_resize", "erase_squares", "erasing", "augmented_versions"]
 
 PRESETS = ("flip", "shift", "crop", "jitter", "all")
 
@@ -38,6 +41,34 @@ def transform(name: str | None, size: int = 28):
     if name in ("jitter", "all"):
         steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3))
     return v2.Compose(steps)
+
+
+def erase_squares(x: torch.Tensor, side: int, generator: torch.Generator | None = None, *, border: int = 0
+                  ) -> torch.Tensor:
+    """Cutout on a batch (N, C, H, W): in each image one square of ``side`` pixels set to 0 (the background of
+    Fashion-MNIST, before normalising), placed uniformly among the places where it lies wholly inside the image.
+    ``border`` pixels on each side are padding around the image and never erased. The batched twin of
+    :func:`erasing` (the same squares, drawn from another generator)."""
+    if side <= 0:
+        return x
+    n, _, h, w = x.shape
+    if side > min(h, w) - 2 * border:
+        raise ValueError(f"an erased square of {side} pixels does not fit in images of {h - 2 * border} x "
+                         f"{w - 2 * border}")
+    dev = x.device
+    top = border + torch.randint(0, h - 2 * border - side + 1, (n, 1), device=dev, generator=generator)
+    left = border + torch.randint(0, w - 2 * border - side + 1, (n, 1), device=dev, generator=generator)
+    r, c = torch.arange(h, device=dev), torch.arange(w, device=dev)
+    rows, cols = (r >= top) & (r < top + side), (c >= left) & (c < left + side)  # (N, H), (N, W)
+    keep = ~(rows[:, :, None] & cols[:, None, :])
+    return x * keep[:, None].to(x.dtype)
+
+
+def erasing(side: int, size: int = 28):
+    """Cutout for the DataLoader path: ``RandomErasing`` of one ``side`` x ``side`` square of a 28x28 image (scaled
+    with the image to ``size``), always applied, filled with 0; for tensors in [0, 1], before normalising."""
+    area = (side / 28) ** 2
+    return transforms_v1.RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0), value=0)
 
 
 def gpu_resize(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -79,6 +79,7 @@ def _field_options() -> dict[str, dict]:
                         help="torch.compile the model (optionally with a mode, e.g. reduce-overhead)"),
         "bucket_cap_mb": dict(type=_positive_float, metavar="MiB"), "comm_hook": dict(choices=["bf16"]),
         "check_every": dict(type=_positive_int), "seed": dict(type=int), "val": dict(type=_nonnegative_int),
+        "erase": dict(type=_nonnegative_int, metavar="PIXELS"),
         "profile": dict(choices=list(PROFILES), help="default: $ALEXNET_PROFILE, else full with CUDA"),
     }
 

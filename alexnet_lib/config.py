@@ -23,7 +23,7 @@ PROFILES = ("quick", "full")
 # training loop itself. A bare ``train(net, loaders, ...)`` records only the loop's fields: it did not build the rest.
 BUILD_FIELDS = ("model", "model_kwargs", "batch_size", "source", "image_size", "augment", "normalize", "channels",
                 "train_limit", "test_limit", "num_workers", "data_path", "s2d_stem", "fused_pool", "fast_augment",
-                "val")
+                "val", "erase")
 
 # The quick profile's sizes wherever an experiment's own ``quick`` does not say otherwise: the bundled sample,
 # 1,500 training images for five epochs in batches of 32 (measured on a 2-core CPU: the d2l AlexNet at the quick side
@@ -56,6 +56,7 @@ class TrainConfig:
     source: str = "full"              # "full" Fashion-MNIST or the bundled "sample"
     image_size: int | None = None     # input side; None: the model's native side
     augment: str | None = None        # a preset of alexnet_lib.augment
+    erase: int = 0                    # Cutout: a square this many pixels of the 28x28 image wide set to the background
     normalize: bool = False           # standardise pixels with the training set's mean and std
     channels: int = 1                 # 3 replicates the grey channel (for RGB models)
     train_limit: int | None = None    # training images used (None: all)
@@ -95,6 +96,9 @@ class TrainConfig:
             raise ValueError(f"data_path must be 'gpu', 'loader' or None, not {self.data_path!r}")
         if self.profile not in (None, *PROFILES):
             raise ValueError(f"unknown profile {self.profile!r}; use one of {list(PROFILES)}")
+        if not 0 <= self.erase < 28:
+            raise ValueError(f"erase is the side of the square blanked in each 28x28 training image: 0 (none) to 27, "
+                             f"not {self.erase}")
         if self.comm_hook not in (None, "bf16"):
             raise ValueError(f"comm_hook must be 'bf16' or None, not {self.comm_hook!r}")
         if self.bucket_cap_mb is not None and not self.bucket_cap_mb > 0:

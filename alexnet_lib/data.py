@@ -212,7 +212,7 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
                             root: str | os.PathLike | None = None, augment=None, normalize: bool = False,
                             channels: int = 1, train_limit: int | None = None, test_limit: int | None = None,
                             seed: int = 0, rank: int = 0, world_size: int = 1, test_batch_size: int | None = None,
-                            num_workers: int = 0, download: bool = True, val: int = 0):
+                            num_workers: int = 0, download: bool = True, val: int = 0, erase: int = 0):
     """Fashion-MNIST as two DataLoaders ``(train_iter, test_iter)``, like d2l's function of the same name.
 
     The same arguments as :func:`alexnet_lib.gpu_data.gpu_loaders`, the GPU-resident path:
@@ -230,6 +230,8 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
         test_batch_size: images per test batch (default ``batch_size``); num_workers: loader processes.
         val: hold out this many training images (:func:`split_val`); the second loader then goes through them,
             without augmentation, instead of the test set.
+        erase: Cutout (:func:`alexnet_lib.augment.erasing`): a square this many pixels of the 28x28 image wide set
+            to the background in each training image (0: none).
     """
     check_data_args(batch_size, image_size, channels)  # before any file is read
     common = [transforms.ToTensor()]
@@ -240,7 +242,9 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
     if normalize:
         common.append(transforms.Normalize([MEAN] * channels, [STD] * channels))
     augment = aug.transform(augment) if isinstance(augment, str) else augment
-    train_tf = transforms.Compose(([augment] if augment is not None else []) + common)
+    cutout = [aug.erasing(erase)] if erase else []  # on the tensor in [0, 1]: after ToTensor, before Normalize
+    at = common.index(next(t for t in common if isinstance(t, transforms.ToTensor))) + 1
+    train_tf = transforms.Compose(([augment] if augment is not None else []) + common[:at] + cutout + common[at:])
     test_tf = transforms.Compose(common)
     train = fashion_mnist(True, train_tf, source=source, root=root, download=download)
     if val:

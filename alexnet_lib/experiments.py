@@ -188,7 +188,7 @@ def loaders(cfg: TrainConfig, device: torch.device, rank: int = 0, world_size: i
     batch = max(1, cfg.batch_size // world_size)  # the same global batch, split over the ranks
     common = dict(source=cfg.source, augment=cfg.augment, normalize=cfg.normalize, channels=cfg.channels,
                   train_limit=cfg.train_limit, test_limit=cfg.test_limit, seed=cfg.seed, rank=rank,
-                  world_size=world_size, val=cfg.val)
+                  world_size=world_size, val=cfg.val, erase=cfg.erase)
     if cfg.data_path == "gpu":
         return gpu_loaders(batch, cfg.image_size, device=device, fast_augment=cfg.fast_augment, **common)
     # fast_augment: nothing to do here, the DataLoader path always shifts and flips the 28x28 images before resizing

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .augment import gpu_augment
+from .augment import erase_squares, gpu_augment
 from .data import MEAN, STD, load_tensors, split_val
 from .validate import check_data_args
 
@@ -35,12 +35,14 @@ class GPULoader:
         limit: use only this many images (``None``: all), the same subset as the DataLoader path's limits.
         fast_augment: make each batch with :func:`fast_shift_resize` (shift/flip and normalise the small uint8
             images, then one resize) instead of ``gpu_augment`` at full size; for ``augment`` "shift" or None.
+        erase: Cutout (:func:`alexnet_lib.augment.erase_squares`): a square this many pixels of the small image
+            wide set to the background in each image (0: none), after the other augmentation.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, image_size: int | None = None,
                  augment: str | None = None, shuffle: bool = True, drop_last: bool = False, channels: int = 1,
                  normalize: bool = False, device: torch.device | str = "cuda", rank: int = 0, world_size: int = 1,
-                 seed: int = 0, limit: int | None = None, fast_augment: bool = False):
+                 seed: int = 0, limit: int | None = None, fast_augment: bool = False, erase: int = 0):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if fast_augment and augment not in (None, "shift"):
@@ -54,7 +56,7 @@ class GPULoader:
         self.y = y.to(self.device)
         self.batch_size, self.image_size, self.augment = batch_size, image_size or x.shape[-1], augment
         self.shuffle, self.drop_last, self.channels, self.normalize = shuffle, drop_last, channels, normalize
-        self.rank, self.world_size, self.fast_augment = rank, world_size, fast_augment
+        self.rank, self.world_size, self.fast_augment, self.erase = rank, world_size, fast_augment, erase
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         # one process: the same generator as the permutation (so single-GPU runs are what they always were);
         # several: each rank its own, or every rank would crop/flip the images at a batch position alike
@@ -87,10 +89,12 @@ class GPULoader:
             b = idx[i * self.batch_size:(i + 1) * self.batch_size]
             if self.fast_augment:
                 x = fast_shift_resize(self.x[b], self.image_size, self.aug_generator,
-                                      augment=self.augment == "shift", normalize=self.normalize)
+                                      augment=self.augment == "shift", normalize=self.normalize, erase=self.erase)
             else:
                 x = self.x[b].float().div_(255)
                 x = gpu_augment(x, self.augment, self.image_size, self.aug_generator)
+                side = round(self.erase * self.image_size / self.x.shape[-1])  # the square, scaled with the image
+                x = erase_squares(x, side, self.aug_generator)
                 if self.normalize:
                     x = (x - MEAN) / STD
             if self.channels == 3:
@@ -102,11 +106,12 @@ def gpu_loaders(batch_size: int, image_size: int | None = None, *, source: str =
                 augment: str | None = None, normalize: bool = False, channels: int = 1,
                 train_limit: int | None = None, test_limit: int | None = None, seed: int = 0, rank: int = 0,
                 world_size: int = 1, test_batch_size: int | None = None, device: torch.device | str = "cuda",
-                download: bool = True, val: int = 0, fast_augment: bool = False):
+                download: bool = True, val: int = 0, fast_augment: bool = False, erase: int = 0):
     """``(train_iter, test_iter)`` on ``device``: the GPU-resident twin of
     :func:`alexnet_lib.data.load_data_fashion_mnist`, with the same arguments (``test_batch_size`` defaults to
     ``max(batch_size, 500)`` here: evaluation is one kernel launch per batch). ``val`` > 0: the second loader goes
-    through that many held-out training images instead of the test set. ``fast_augment``: see :class:`GPULoader`."""
+    through that many held-out training images instead of the test set. ``fast_augment``, ``erase`` (training images
+    only): see :class:`GPULoader`."""
     check_data_args(batch_size, image_size, channels)  # before any file is read
     xtr, ytr, xte, yte = load_tensors(source=source, root=root, download=download)
     if val:
@@ -115,7 +120,7 @@ def gpu_loaders(batch_size: int, image_size: int | None = None, *, source: str =
     common = dict(image_size=image_size, channels=channels, normalize=normalize, device=device, seed=seed,
                   rank=rank, world_size=world_size, fast_augment=fast_augment)
     train = GPULoader(xtr, ytr, batch_size, augment=augment, shuffle=True, drop_last=True, limit=train_limit,
-                      **common)
+                      erase=erase, **common)
     test = GPULoader(xte, yte, test_batch_size or max(batch_size, 500), augment=None, shuffle=False,
                      limit=test_limit, **common)
     return train, test
@@ -145,7 +150,7 @@ def shift_flip_small(x: torch.Tensor, generator: torch.Generator | None = None, 
 
 
 def fast_shift_resize(x: torch.Tensor, size: int, generator: torch.Generator | None = None, *,
-                      augment: bool = True, normalize: bool = False) -> torch.Tensor:
+                      augment: bool = True, normalize: bool = False, erase: int = 0) -> torch.Tensor:
     """uint8 (N, C, h, h) -> float (N, C, size, size): shift/flip and normalise at h x h, then one bilinear resize.
 
     The images of ``gpu_augment(x / 255, "shift", size)`` (normalised afterwards if ``normalize``), which builds a
@@ -154,12 +159,13 @@ def fast_shift_resize(x: torch.Tensor, size: int, generator: torch.Generator | N
     multiple of h (224 = 8 x 28) the resize runs on the image with a one-pixel border and is cropped, so the
     outermost output pixels blend with what lies beyond the edge as grid_sample's do, and the two paths agree to
     float rounding; at other sizes those pixels repeat the edge pixel. Without augmentation it is ``gpu_resize`` of
-    the normalised image.
+    the normalised image. ``erase``: Cutout on the small image after the shift (:func:`erase_squares`).
     """
     h = x.shape[-1]
     s, border = (size // h, 1) if augment and size % h == 0 else (0, 0)
     if augment:
         x = shift_flip_small(x, generator, border=border)
+    x = erase_squares(x, erase, generator, border=border)
     x = x.float().div_(255)
     if normalize:
         x = x.sub_(MEAN).div_(STD)

@@ -113,3 +113,52 @@ def test_h200_presets_run_in_the_quick_profile(preset, tmp_path, cache, one_thre
     assert s["fused_pool"] and s["fast_augment"] and s["s2d_stem"] and h["status"] == "finished"
     if preset == "best":
         assert s["val"] == 500 and "val_acc" in h["epochs"][0] and 0 <= h["test_acc"] <= 1
+
+
+@pytest.mark.parametrize("side,border", [(1, 0), (10, 0), (10, 1), (28, 0)])
+def test_erased_square_is_whole_inside_the_image_and_placed_anywhere(side, border):
+    """Cutout: exactly side x side pixels of each image become 0, all inside the image (never in the border), and
+    over many images the square's corner takes every place that fits."""
+    n, h = 600, 28 + 2 * border
+    out = augment.erase_squares(torch.full((n, 1, h, h), 255, dtype=torch.uint8), side,
+                                torch.Generator().manual_seed(1), border=border)
+    assert out.dtype == torch.uint8
+    zero = out[:, 0] == 0
+    assert (zero.flatten(1).sum(1) == side * side).all()
+    if border:
+        assert not zero[:, :border].any() and not zero[:, -border:].any() and not zero[:, :, :border].any()
+    tops = zero.any(2).float().argmax(1)  # first erased row of each image
+    assert set(tops.tolist()) == set(range(border, border + 28 - side + 1))
+    with pytest.raises(ValueError, match="does not fit"):
+        augment.erase_squares(out, 29, border=border)
+    assert augment.erase_squares(out, 0) is out
+
+
+def test_erasing_is_the_same_square_on_every_data_path(images, tmp_path):
+    """The DataLoader path (RandomErasing at the resized side), the GPU path at full size and the fast 28x28 path
+    each blank one square of erase/28 of the side, filled with the background (0 before normalising)."""
+    ones = torch.ones(8, 1, 56, 56)
+    tf = augment.erasing(7, size=56)
+    assert all(int((tf(img) == 0).sum()) == 14 * 14 for img in ones)
+    x = torch.full((8, 28, 28), 255, dtype=torch.uint8)
+    y = torch.zeros(8, dtype=torch.long)
+    for fast in (False, True):
+        loader = gpu_data.GPULoader(x, y, 8, image_size=56, augment=None, device="cpu", fast_augment=fast,
+                                    erase=7, shuffle=False)
+        batch, _ = next(iter(loader))
+        dark = (batch[:, 0] < 0.5).flatten(1).sum(1)
+        assert ((dark >= 13 * 13) & (dark <= 15 * 15)).all(), (fast, dark)  # 14 x 14, give or take the blend
+    plain, _ = next(iter(gpu_data.GPULoader(x, y, 8, image_size=56, device="cpu", fast_augment=True)))
+    assert (plain > 0.99).all()
+
+
+def test_erase_is_a_checked_config_field_and_flag():
+    with pytest.raises(ValueError, match="erase"):
+        TrainConfig(erase=28)
+    from alexnet_lib.cli import _parser
+    args = _parser().parse_args(["train", "--preset", "best", "--erase", "10"])
+    assert args.erase == 10
+    train_loader, test_loader = experiments.loaders(
+        TrainConfig(source="sample", data_path="gpu", batch_size=16, erase=10, train_limit=32, test_limit=16,
+                    augment="shift", fast_augment=True), torch.device("cpu"))
+    assert train_loader.erase == 10 and test_loader.erase == 0

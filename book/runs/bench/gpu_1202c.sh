@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One device call of 2026-12-02 (afternoon), each run alone on the GPU, each with empty compiler caches:
+#   fast  three seeds of the 14-epoch fast schedule stretched to 16 epochs, without the fused ReLU + max-pool (whose
+#         cold Triton build cost ~7.4 s in h200_1202_first_epoch.json) and without cuDNN's algorithm trials
+#   best  two candidates for the best accuracy, judged on the 5,000 held-out training images: weight decay 1e-3, and
+#         Cutout (a 10x10 square of each 28x28 training image blanked, --erase 10)
+#     bash book/runs/bench/gpu_1202c.sh OUT [fast] [best]
+# Writes OUT/NAME.json (each run's history) and OUT/session.log (every command, its exit code and wall seconds).
+set -u
+OUT=${1:?usage: gpu_1202c.sh OUT [fast] [best]}
+shift
+mkdir -p "$OUT"
+export ALEXNET_CACHE=${ALEXNET_CACHE:-$(mktemp -d)} PYTHONUNBUFFERED=1
+log() { echo "$*" | tee -a "$OUT/session.log"; }
+run() {  # NAME LIMIT_S ARGS...: one training run with cold caches, its output into the log
+  local name=$1 limit=$2 start rc
+  shift 2
+  log "=== $name: train $* (limit $limit s)"
+  start=$(date +%s.%N)
+  TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) timeout "$limit" \
+    python -m alexnet_lib train "$@" --profile full --out "$OUT/$name.json" >> "$OUT/session.log" 2>&1
+  rc=$?
+  log "=== $name: rc $rc, $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s"
+}
+log "gpu_1202c: $(date -u) $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(fast best)
+for part in "${parts[@]}"; do
+  case $part in
+    fast) for seed in 0 1 2; do
+            run "fast_nofused_e16_seed$seed" 75 --preset fast_h200_b512 --epochs 16 --no-fused-pool \
+              --no-cudnn-benchmark --seed "$seed"
+          done ;;
+    best) run best_wd1e3 290 --preset best --weight-decay 0.001
+          run best_erase10 290 --preset best --erase 10 ;;
+    *) log "unknown part $part" ;;
+  esac
+done
