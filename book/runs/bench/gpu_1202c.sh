@@ -4,7 +4,8 @@
 #         cold Triton build cost ~7.4 s in h200_1202_first_epoch.json) and without cuDNN's algorithm trials
 #   best  two candidates for the best accuracy, judged on the 5,000 held-out training images: weight decay 1e-3, and
 #         Cutout (a 10x10 square of each 28x28 training image blanked, --erase 10)
-#     bash book/runs/bench/gpu_1202c.sh OUT [fast] [best]
+#   erase_seeds, best_seeds  seeds 1 and 2 of Cutout's and of the plain best setting, two runs side by side
+#     bash book/runs/bench/gpu_1202c.sh OUT [fast] [best] [erase_seeds] [best_seeds]
 # Writes OUT/NAME.json (each run's history) and OUT/session.log (every command, its exit code and wall seconds).
 set -u
 OUT=${1:?usage: gpu_1202c.sh OUT [fast] [best]}
@@ -33,6 +34,13 @@ for part in "${parts[@]}"; do
           done ;;
     best) run best_wd1e3 290 --preset best --weight-decay 0.001
           run best_erase10 290 --preset best --erase 10 ;;
+    # two more seeds of a best-accuracy setting, the two side by side on the GPU (their accuracy, not their time)
+    erase_seeds) run best_erase10_seed1 560 --preset best --erase 10 --seed 1 &
+                 run best_erase10_seed2 560 --preset best --erase 10 --seed 2 &
+                 wait ;;
+    best_seeds) run best_seed1 560 --preset best --seed 1 &
+                run best_seed2 560 --preset best --seed 2 &
+                wait ;;
     *) log "unknown part $part" ;;
   esac
 done
