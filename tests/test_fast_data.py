@@ -102,7 +102,7 @@ def test_config_switches_are_command_line_flags():
     assert (args.fused_pool, args.fast_augment, args.val) == (True, True, 5000)
 
 
-@pytest.mark.parametrize("preset", ["fast_h200", "best"])
+@pytest.mark.parametrize("preset", ["fast_h200", "best_cutout"])
 def test_h200_presets_run_in_the_quick_profile(preset, tmp_path, cache, one_thread):
     from alexnet_lib import cli, runs
     out = tmp_path / "run.json"
@@ -111,8 +111,8 @@ def test_h200_presets_run_in_the_quick_profile(preset, tmp_path, cache, one_thre
     h = runs.load_json(out)
     s = h["settings"]
     assert s["fused_pool"] and s["fast_augment"] and s["s2d_stem"] and h["status"] == "finished"
-    if preset == "best":
-        assert s["val"] == 500 and "val_acc" in h["epochs"][0] and 0 <= h["test_acc"] <= 1
+    if preset == "best_cutout":  # "best" with Cutout: the same held-out evaluation
+        assert s["erase"] == 10 and s["val"] == 500 and "val_acc" in h["epochs"][0] and 0 <= h["test_acc"] <= 1
 
 
 @pytest.mark.parametrize("side,border", [(1, 0), (10, 0), (10, 1), (28, 0)])
