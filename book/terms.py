@@ -24,6 +24,8 @@ TERMS: list[tuple[str, str, tuple[str, ...], tuple[str, str]]] = [
     ("batch normalisation", "批量规范化", ("批量归一化", "批归一化", "批标准化"), ("", "")),
     ("all-reduce", "全归约", ("全规约", "全局归约", "全局规约"), ("", "")),
     ("overfitting", "过拟合", (), ("", "")),
+    ("validation set (held-out images)", "验证集", ("校验集", "开发集"), ("training images set aside to choose "
+     "settings by, never the test set", "从训练集里留出来用于挑选设置的图像，不是测试集")),
     ("top-1 / top-5 error", "top-1 / top-5 错误率", (), ("the true class is not the model's most probable class / not "
      "among its five most probable", "正确类别不是模型最可能的那一个类别 / 不在它最可能的五个类别之中")),
     ("seed, run-to-run variation", "随机种子、运行间的波动", (), ("", "")),

@@ -24,6 +24,7 @@ LABELS = {
     "loss": {"en": "training loss", "zh": "训练损失"},
     "train_acc": {"en": "train acc", "zh": "训练准确率"},
     "test_acc": {"en": "test acc", "zh": "测试准确率"},
+    "val_acc": {"en": "held-out acc", "zh": "验证集准确率"},
     "test_loss": {"en": "test loss", "zh": "测试损失"},
     "accuracy": {"en": "accuracy", "zh": "准确率"},
     "img_per_s": {"en": "images/s", "zh": "图像/秒"},
