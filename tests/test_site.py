@@ -103,7 +103,12 @@ def pages(site: Path) -> list[Path]:
 def broken_links(site: Path) -> list[str]:
     """Every internal href/src (and redirect) of the site's pages whose file, or #anchor in it, does not exist."""
     parsed: dict[Path, Page] = {}
-    get = lambda p: parsed.setdefault(p, Page(p))
+
+    def get(p: Path) -> Page:  # each page parsed once (not once per link to it)
+        if p not in parsed:
+            parsed[p] = Page(p)
+        return parsed[p]
+
     broken = []
     for page in pages(site):
         links = [(tag, url) for tag, url, _ in get(page).links]
