@@ -56,7 +56,7 @@ def plot_bench(result: dict, lang: str | None = None, title: str | None = None, 
 
 
 def plot_roofline(result: dict, target_img_per_s: float | None = None, lang: str | None = None,
-                  title: str | None = None, figsize=(8, 5.2)):
+                  title: str | None = None, figsize=(11, 5.2)):
     """Roofline-style picture of a bench result: achieved TFLOP/s (= training FLOPs per image x images/s) against
     images/s on log-log axes. Every configuration lies on the line of slope FLOPs/image; the roof is the measured bf16
     peak, so the line meets it at the most images/s the FLOP count allows. Points are numbered as the table rows."""
@@ -82,9 +82,8 @@ def plot_roofline(result: dict, target_img_per_s: float | None = None, lang: str
         ax.annotate(str(i), (r["img_per_s"], tf), textcoords="offset points", xytext=(-4, 7 if i % 2 else -14),
                     fontsize=8)
     legend = "\n".join(f"{i}  {bench_label(r['name'], lang)}: {r['img_per_s'] * flops / 1e12:.0f} TFLOP/s "
-                       f"({r['img_per_s'] * flops / 1e10 / peak:.0f}%)" for i, r in enumerate(rows, 1))
-    ax.text(0.02, 0.97, legend, transform=ax.transAxes, va="top", fontsize=8.5, linespacing=1.4,
-            bbox=dict(facecolor="white", edgecolor="0.8", alpha=0.9))
+                       f"({r['img_per_s'] * flops / 1e10 / peak:.1f}%)" for i, r in enumerate(rows, 1))
+    ax.text(1.03, 1.0, legend, transform=ax.transAxes, va="top", fontsize=8.5, linespacing=1.4)  # beside the axes
     ax.set_xlabel(t("train_img_per_s", lang))
     ax.set_ylabel(t("achieved_tflops", lang))
     ax.grid(alpha=0.3, which="both")
@@ -93,6 +92,6 @@ def plot_roofline(result: dict, target_img_per_s: float | None = None, lang: str
         ax.set_title(title, fontsize=10)
     fig.text(0.01, 0.01, bench_provenance(result, lang) + t("flops_per_image", lang, gflops=flops / 1e9),
              fontsize=7, color="0.35", va="bottom")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.subplots_adjust(left=0.08, right=0.6, bottom=0.16, top=0.93)  # the numbered list to the right
     return fig
 
