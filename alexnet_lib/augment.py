@@ -64,9 +64,9 @@ def erase_squares(x: torch.Tensor, side: int, generator: torch.Generator | None 
     return x * keep[:, None].to(x.dtype)
 
 
-def erasing(side: int, size: int = 28):
-    """Cutout for the DataLoader path: ``RandomErasing`` of one ``side`` x ``side`` square of a 28x28 image (scaled
-    with the image to ``size``), always applied, filled with 0; for tensors in [0, 1], before normalising."""
+def erasing(side: int):
+    """Cutout for the DataLoader path: ``RandomErasing`` of one ``side`` x ``side`` square of a 28x28 image, always
+    applied, filled with 0; for tensors in [0, 1] (before normalising) of any size, the square scaled with them."""
     area = (side / 28) ** 2
     return transforms_v1.RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0), value=0)
 

@@ -234,18 +234,14 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
             to the background in each training image (0: none).
     """
     check_data_args(batch_size, image_size, channels)  # before any file is read
-    common = [transforms.ToTensor()]
-    if image_size and image_size != 28:
-        common.insert(0, transforms.Resize(image_size, antialias=True))
-    if channels == 3:
-        common.insert(0, transforms.Grayscale(num_output_channels=3))
-    if normalize:
-        common.append(transforms.Normalize([MEAN] * channels, [STD] * channels))
+    grey3 = [transforms.Grayscale(num_output_channels=3)] if channels == 3 else []
+    resize = [transforms.Resize(image_size, antialias=True)] if image_size and image_size != 28 else []
+    to_tensor = grey3 + resize + [transforms.ToTensor()]
+    norm = [transforms.Normalize([MEAN] * channels, [STD] * channels)] if normalize else []
     augment = aug.transform(augment) if isinstance(augment, str) else augment
-    cutout = [aug.erasing(erase)] if erase else []  # on the tensor in [0, 1]: after ToTensor, before Normalize
-    at = common.index(next(t for t in common if isinstance(t, transforms.ToTensor))) + 1
-    train_tf = transforms.Compose(([augment] if augment is not None else []) + common[:at] + cutout + common[at:])
-    test_tf = transforms.Compose(common)
+    cutout = [aug.erasing(erase)] if erase else []  # on the tensor in [0, 1], before normalising
+    train_tf = transforms.Compose(([augment] if augment is not None else []) + to_tensor + cutout + norm)
+    test_tf = transforms.Compose(to_tensor + norm)
     train = fashion_mnist(True, train_tf, source=source, root=root, download=download)
     if val:
         keep, held = split_val(len(train), val)

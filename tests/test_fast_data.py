@@ -138,7 +138,7 @@ def test_erasing_is_the_same_square_on_every_data_path(images, tmp_path):
     """The DataLoader path (RandomErasing at the resized side), the GPU path at full size and the fast 28x28 path
     each blank one square of erase/28 of the side, filled with the background (0 before normalising)."""
     ones = torch.ones(8, 1, 56, 56)
-    tf = augment.erasing(7, size=56)
+    tf = augment.erasing(7)  # a 7/28 square: 14 x 14 at 56 x 56
     assert all(int((tf(img) == 0).sum()) == 14 * 14 for img in ones)
     x = torch.full((8, 28, 28), 255, dtype=torch.uint8)
     y = torch.zeros(8, dtype=torch.long)
@@ -162,3 +162,18 @@ def test_erase_is_a_checked_config_field_and_flag():
         TrainConfig(source="sample", data_path="gpu", batch_size=16, erase=10, train_limit=32, test_limit=16,
                     augment="shift", fast_augment=True), torch.device("cpu"))
     assert train_loader.erase == 10 and test_loader.erase == 0
+
+
+def test_dataloader_path_erases_training_images_only():
+    """load_data_fashion_mnist(erase=10): on white images, each training image has exactly one 10x10 square of
+    zeros; test images are untouched."""
+    train, test = data.load_data_fashion_mnist(4, source="sample", erase=10)
+    for loader, erased in ((train, True), (test, False)):
+        ds = loader.dataset
+        ds.data = torch.full_like(ds.data[:4], 255)  # white: every zero is an erased pixel
+        for i in range(4):
+            zero = ds[i][0][0] == 0
+            assert int(zero.sum()) == (100 if erased else 0)
+            if erased:  # and they form one square
+                rows, cols = zero.any(1).nonzero(), zero.any(0).nonzero()
+                assert rows.max() - rows.min() == cols.max() - cols.min() == 9
