@@ -107,10 +107,16 @@ def one(tmp_path_factory):
     return _load(folder, "plain"), init
 
 
+COMPILED = {"compiled": {"compile": True},
+            "compiled_all": {"compile": True, "comm_hook": "bf16", "static_graph": True,
+                             "gradient_as_bucket_view": True, "bucket_cap_mb": 1}}
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
+    """Every case, eager (CASES) and compiled (COMPILED, last), in one launch of two processes."""
     folder = tmp_path_factory.mktemp("two_processes")
-    _run(folder, CASES, nproc=2)
+    _run(folder, {**CASES, **COMPILED}, nproc=2, timeout=480)  # about a minute on two CPU cores: Inductor compiles
     return folder
 
 
@@ -150,18 +156,12 @@ def test_each_switch_reaches_ddp_and_the_history(results, name):
         options.get("gradient_as_bucket_view", False)
 
 
-COMPILED = {"compiled": {"compile": True},
-            "compiled_all": {"compile": True, "comm_hook": "bf16", "static_graph": True,
-                             "gradient_as_bucket_view": True, "bucket_cap_mb": 1}}
-
-
 @pytest.mark.slow
-def test_compile_together_with_ddp(tmp_path, results, one):
+def test_compile_together_with_ddp(results, one):
     """torch.compile around DDP (TorchDynamo splits the graph at the buckets), alone and with every switch on."""
-    _run(tmp_path, COMPILED, nproc=2, timeout=480)  # about a minute on two CPU cores: Inductor compiles LeNet
     for name, options in COMPILED.items():
-        _check_same_step(_load(tmp_path, name), _load(results, "plain"), one, options)
-        info = json.loads((tmp_path / f"{name}.json").read_text())
+        _check_same_step(_load(results, name), _load(results, "plain"), one, options)
+        info = json.loads((results / f"{name}.json").read_text())
         assert info["ddp"] == "DistributedDataParallel" and info["settings"]["compile"] is True
         assert info["comm_hook"] == ("bf16_compress_hook" if "comm_hook" in options else None)
         assert info["bucket_cap_bytes"] == int(options.get("bucket_cap_mb", 25) * 2**20)
