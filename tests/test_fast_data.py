@@ -134,7 +134,7 @@ def test_erased_square_is_whole_inside_the_image_and_placed_anywhere(side, borde
     assert augment.erase_squares(out, 0) is out
 
 
-def test_erasing_is_the_same_square_on_every_data_path(images, tmp_path):
+def test_erasing_is_the_same_square_on_every_data_path():
     """The DataLoader path (RandomErasing at the resized side), the GPU path at full size and the fast 28x28 path
     each blank one square of erase/28 of the side, filled with the background (0 before normalising)."""
     ones = torch.ones(8, 1, 56, 56)

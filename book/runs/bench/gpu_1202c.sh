@@ -8,7 +8,7 @@
 #     bash book/runs/bench/gpu_1202c.sh OUT [fast] [best] [erase_seeds] [best_seeds]
 # Writes OUT/NAME.json (each run's history) and OUT/session.log (every command, its exit code and wall seconds).
 set -u
-OUT=${1:?usage: gpu_1202c.sh OUT [fast] [best]}
+OUT=${1:?usage: gpu_1202c.sh OUT [fast] [best] [erase_seeds] [best_seeds]}
 shift
 mkdir -p "$OUT"
 export ALEXNET_CACHE=${ALEXNET_CACHE:-$(mktemp -d)} PYTHONUNBUFFERED=1
