@@ -345,8 +345,12 @@ def train_step(run: Run, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
     if run.cfg.item_every_step:
         loss.item()  # a host sync per step, as the seeds' loop did (kept to measure what it costs)
     watch_loss(run, loss, step)
-    n = torch.tensor(y.numel(), device=run.device)
-    run.stats += torch.stack([loss.float() * n, (logits.argmax(1) == y).sum(), n])
+    # n stays a Python number: torch.tensor(n, device=...) would copy it to the GPU and make the host wait for the
+    # GPU at every step (tests/test_gpu.py checks that a step never waits)
+    n = y.numel()
+    run.stats[0] += loss.float() * n
+    run.stats[1] += (logits.argmax(1) == y).sum()
+    run.stats[2] += n
 
 
 def train_epoch(run: Run, epoch: int) -> dict:
