@@ -40,9 +40,9 @@ from .runs import save_json
 from .trace import human, valid_sizes
 from .train import compiled, setup, train, train_step
 
-__all__ = ["BASE", "STEPS", "ASIDE", "PEER", "CONFIGS", "window_stats", "measure_peak_tflops", "train_flops_per_image",
-           "run_bench", "ddp_bench", "layer_times", "kernel_profile", "format_layers", "format_kernels", "format_table",
-           "main"]
+__all__ = ["BASE", "STEPS", "ASIDE", "PEER", "CONFIGS", "LR_CAP_BATCH", "bench_lr", "window_stats",
+           "measure_peak_tflops", "train_flops_per_image", "run_bench", "ddp_bench", "layer_times", "kernel_profile",
+           "format_layers", "format_kernels", "format_table", "main"]
 
 # The seeds' loop: the DataLoader path, fp32, a .item() every step, batch 128, two short epochs of the full data.
 BASE = TrainConfig(model="d2l_alexnet", epochs=2, lr=0.01, momentum=0.9, batch_size=128, source="full",
@@ -123,9 +123,15 @@ def _defaults(device: torch.device | str | None, size: int | None) -> tuple[torc
     return device, size or (224 if device.type == "cuda" else 96)
 
 
+# The bench's learning rate grows with the batch up to this one and stays there. The rows train 120 steps at a constant
+# rate without warm-up; with a cap at 512 (0.04) the rows with normalised, shifted images diverged at batch 2048 (H200,
+# 2026-12-02, book/runs/bench/h200_1202d_bench_lr004.json). The rate does not change the speed.
+LR_CAP_BATCH = 256
+
+
 def bench_lr(batch: int) -> float:
-    """0.01 scaled with the batch up to 512 (0.04); beyond that it would diverge without warm-up."""
-    return 0.01 * min(batch, 512) / 128
+    """0.01 scaled with the batch up to :data:`LR_CAP_BATCH`, constant beyond."""
+    return 0.01 * min(batch, LR_CAP_BATCH) / 128
 
 
 def window_stats(rates: list[float]) -> dict:
@@ -159,8 +165,9 @@ def _one(name: str, cfg: TrainConfig, steps: int, device: torch.device, windows:
     else:
         h = train(net, train_iter, test_iter, config=cfg, device=device, verbose=False, progress=False)
         rates, extra = [e["img_per_s"] for e in h["epochs"][1:]], {}
-    return {"name": name, "batch": per_rank, **{k: getattr(cfg, k) for k in SWITCHES}, **window_stats(rates),
-            "windows": windows, "steps": len(train_iter), "wall_s": time.perf_counter() - t0, **extra,
+    return {"name": name, "batch": per_rank, "lr": cfg.lr, **{k: getattr(cfg, k) for k in SWITCHES},
+            **window_stats(rates), "windows": windows, "steps": len(train_iter), "wall_s": time.perf_counter() - t0,
+            **extra,
             "peak_mem_GB": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
 
 
