@@ -65,10 +65,10 @@ class TrainConfig:
     fast_augment: bool = False        # GPU path: shift/flip, normalise at 28x28, one resize (DataLoader: always)
     num_workers: int = 8              # DataLoader worker processes (the "loader" data path)
     data_path: str | None = None      # "gpu" (GPU-resident) or "loader" (DataLoader); None: gpu on CUDA
-    # speed switches: they change speed, not the maths (None: on where CUDA is)
+    # speed switches: they change speed, not the maths (None: decided by the device, see resolved())
     amp: bool | None = None           # bf16 autocast
     channels_last: bool | None = None  # NHWC memory layout
-    fused: bool | None = None         # single-kernel optimizer step (CUDA only)
+    fused: bool | None = None         # the optimizer's single-pass step (CUDA and CPU; None: on there)
     compile: bool | str = False       # torch.compile, or a mode such as "reduce-overhead"
     s2d_stem: bool = False            # first convolution as pixel_unshuffle + 3x3 conv (same maths)
     fused_pool: bool = False          # ReLU + max pooling as one Triton operator (alexnet_lib.kernels; same maths)
@@ -133,7 +133,7 @@ class TrainConfig:
         cuda = device_type == "cuda"
         pick = lambda value, default: default if value is None else value  # noqa: E731
         return self.replace(amp=pick(self.amp, cuda), channels_last=pick(self.channels_last, cuda),
-                            fused=pick(self.fused, cuda) and cuda,
+                            fused=pick(self.fused, True) and device_type in ("cuda", "cpu"),
                             data_path=pick(self.data_path, "gpu" if cuda else "loader"))
 
     def settings(self, build: bool = True) -> dict:

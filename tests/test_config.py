@@ -159,3 +159,18 @@ def test_train_step_is_short_enough_to_print():
     from alexnet_lib import train
     assert len(inspect.getsource(train.train_step).splitlines()) <= 20
     assert len(inspect.getsource(train.train_epoch).splitlines()) <= 30
+
+
+def test_fused_optimizer_step_is_the_default_on_cuda_and_the_cpu():
+    """PyTorch has a fused step for CUDA and the CPU (one pass over each parameter's memory, not one per operation);
+    elsewhere (e.g. MPS) the loop keeps the default implementation, and an explicit choice always wins."""
+    from alexnet_lib import models
+    from alexnet_lib.train import make_optimizer
+
+    assert TrainConfig().resolved("cuda").fused and TrainConfig().resolved("cpu").fused
+    assert not TrainConfig().resolved("mps").fused
+    assert not TrainConfig(fused=False).resolved("cpu").fused
+    net = models.lenet()
+    for name in ("sgd", "adam", "adamw"):
+        opt = make_optimizer(net, name, 0.01, fused=TrainConfig().resolved("cpu").fused)
+        assert opt.defaults["fused"] is True, name
