@@ -12,16 +12,11 @@ OUT=${1:?usage: gpu_1202c.sh OUT [fast] [best] [erase_seeds] [best_seeds]}
 shift
 mkdir -p "$OUT"
 export ALEXNET_CACHE=${ALEXNET_CACHE:-$(mktemp -d)} PYTHONUNBUFFERED=1
-log() { echo "$*" | tee -a "$OUT/session.log"; }
-run() {  # NAME LIMIT_S ARGS...: one training run with cold caches, its output into the log
-  local name=$1 limit=$2 start rc
+source "$(dirname "$0")/gpu_common.sh"
+run() {  # NAME LIMIT_S ARGS...: one training run with cold caches (timed, gpu_common.sh)
+  local name=$1 limit=$2
   shift 2
-  log "=== $name: train $* (limit $limit s)"
-  start=$(date +%s.%N)
-  TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) timeout "$limit" \
-    python -m alexnet_lib train "$@" --profile full --out "$OUT/$name.json" >> "$OUT/session.log" 2>&1
-  rc=$?
-  log "=== $name: rc $rc, $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s"
+  timed "$name" "$limit" python -m alexnet_lib train "$@" --profile full --out "$OUT/$name.json"
 }
 log "gpu_1202c: $(date -u) $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
 parts=("$@")

@@ -12,16 +12,7 @@ OUT=${1:?usage: gpu_1202d.sh OUT [test] [bench] [fast]}
 shift
 mkdir -p "$OUT"
 export ALEXNET_CACHE=${ALEXNET_CACHE:-$(mktemp -d)} PYTHONUNBUFFERED=1
-log() { echo "$*" | tee -a "$OUT/session.log"; }
-timed() {  # NAME LIMIT_S CMD...: one command with empty compiler caches, its output into the log
-  local name=$1 limit=$2 start rc
-  shift 2
-  log "=== $name: $* (limit $limit s)"
-  start=$(date +%s.%N)
-  TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) timeout "$limit" "$@" >> "$OUT/session.log" 2>&1
-  rc=$?
-  log "=== $name: rc $rc, $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s"
-}
+source "$(dirname "$0")/gpu_common.sh"
 log "gpu_1202d: $(date -u) $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(test bench fast)

@@ -1,0 +1,11 @@
+# Sourced by the gpu_*.sh session scripts (OUT set, the repository root the current folder): a log and a timer.
+log() { echo "$*" | tee -a "$OUT/session.log"; }
+timed() {  # NAME LIMIT_S CMD...: one command with empty compiler caches, its output into OUT/session.log
+  local name=$1 limit=$2 start rc
+  shift 2
+  log "=== $name: $* (limit $limit s)"
+  start=$(date +%s.%N)
+  TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) TRITON_CACHE_DIR=$(mktemp -d) timeout "$limit" "$@" >> "$OUT/session.log" 2>&1
+  rc=$?
+  log "=== $name: rc $rc, $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s"
+}
