@@ -167,8 +167,7 @@ def _one(name: str, cfg: TrainConfig, steps: int, device: torch.device, windows:
         rates, extra = [e["img_per_s"] for e in h["epochs"][1:]], {}
     return {"name": name, "batch": per_rank, "lr": cfg.lr, **{k: getattr(cfg, k) for k in SWITCHES},
             **window_stats(rates), "windows": windows, "steps": len(train_iter), "wall_s": time.perf_counter() - t0,
-            **extra,
-            "peak_mem_GB": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
+            **extra, "peak_mem_GB": torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None}
 
 
 def _fwd_bwd_ms(fwd, grad: torch.Tensor, reps: int, device: torch.device) -> tuple[float, float]:

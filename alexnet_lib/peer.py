@@ -43,8 +43,8 @@ def lightning_windows(net: nn.Module, train_iter, *, lr: float, windows: int, de
 
     bf16 mixed precision (``precision="bf16-mixed"``, Lightning's autocast), SGD with momentum 0.9 at ``lr`` (fused
     on CUDA and the CPU, as in the course's loop), cuDNN autotuning on (``benchmark=True``, as the course's loop
-    sets), no logger, checkpoints, progress bar or validation. Each epoch is timed between Lightning's epoch-start and epoch-end hooks, the device
-    synchronised at both; the first epoch (warm-up, compilation) is returned apart.
+    sets), no logger, checkpoints, progress bar or validation. Each epoch is timed between Lightning's epoch-start
+    and epoch-end hooks, the device synchronised at both; the first epoch (warm-up, compilation) is returned apart.
     """
     pl = _lightning()
     device = torch.device(device)
