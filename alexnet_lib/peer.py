@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import TrainConfig
+from .train import make_optimizer
+
 __all__ = ["unavailable", "lightning_windows"]
 
 
@@ -61,9 +64,9 @@ def lightning_windows(net: nn.Module, train_iter, *, lr: float, windows: int, de
             x, y = batch
             return F.cross_entropy(self.step_fn(x.to(memory_format=fmt)), y)
 
-        def configure_optimizers(self):
-            kw = {"fused": True} if fused and device.type in ("cuda", "cpu") else {}
-            return torch.optim.SGD(self.net.parameters(), lr=lr, momentum=0.9, **kw)
+        def configure_optimizers(self):  # the loop's optimizer, fused where the loop's rule has it fused
+            return make_optimizer(self.net, "sgd", lr, momentum=0.9,
+                                  fused=TrainConfig(fused=fused).resolved(device.type).fused)
 
     class Windows(pl.Callback):
         def __init__(self):
