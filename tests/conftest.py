@@ -13,7 +13,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # glibc malloc hands every block above 32 MB back to the OS when it is freed, so each training step of an AlexNet
 # (the gradients and Adam's temporaries of its dense layers, up to 105 MB each) faults its memory in again: a quarter
 # of a quick run's time, in the kernel. Keeping freed memory in the process made a step about a third faster (with
-# Adam's foreach step), with the same results to the bit. Read by each new process (the xdist workers, notebook kernels, subprocesses), not this one.
+# Adam's foreach step), with the same results to the bit. Read by each new process (the xdist workers, notebook
+# kernels, subprocesses), not this one.
 os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(2**28))  # 256 MB: above any tensor of the quick runs
 os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(2**28))  # at most 256 MB free kept at the top of the heap
 ROOT = Path(__file__).resolve().parent.parent
