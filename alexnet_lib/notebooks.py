@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-__all__ = ["BOOK", "chapters", "twin_differences", "run_chapter", "run_book", "main"]
+__all__ = ["BOOK", "chapters", "twin_differences", "code_digest", "stale", "run_chapter", "run_book", "main"]
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -88,6 +88,22 @@ def code_digest(nb) -> str:
     return hashlib.sha256("\n\0".join(code).encode()).hexdigest()
 
 
+def stale(report: dict, book: Path = BOOK) -> dict[str, str]:
+    """Why a committed report no longer vouches for the book: ``{chapter: reason}`` for every chapter missing from
+    it, not ``ok`` in it, or run with other code than the chapter has now (its ``code_sha256``)."""
+    rows = {r["chapter"]: r for r in report["chapters"]}
+    why = {}
+    for name in sorted(p.stem for p in (book / "src").glob("*.nbpy")):
+        row = rows.get(name)
+        if row is None:
+            why[name] = "not in the report"
+        elif row["status"] != "ok":
+            why[name] = f"status {row['status']}"
+        elif row.get("code_sha256") != code_digest(load_chapter(name, report.get("lang", "en"), book=book)):
+            why[name] = "ran other code than the chapter has now (run it again with --only and --merge)"
+    return why
+
+
 def load_chapter(name: str, lang: str = "en", *, book: Path = BOOK, from_source: bool = True):
     """The notebook of chapter ``name`` in ``lang``: built from ``book/src/NAME.nbpy`` (the code as it is now, as
     ``book/make_notebooks.py`` writes it) or, with ``from_source=False``, the stored ``book/LANG/NAME.ipynb``."""
@@ -135,6 +151,7 @@ def run_chapter(name: str, profile: str, timeout: float = 600.0, *, lang: str = 
     except Exception as e:  # the kernel did not start, a source that does not parse, ...
         row.update(status="error", error=f"{type(e).__name__}: {_last_lines(str(e))}")
     row["seconds"] = round(time.perf_counter() - t0, 1)
+    row["date"] = datetime.date.today().isoformat()  # a merged report holds rows of several days
     cell = current["cell"]
     if row["status"] != "ok" and nb is not None and cell is not None:
         code = [c for c in nb.cells if c.cell_type == "code"]

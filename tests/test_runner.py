@@ -65,3 +65,21 @@ def test_a_book_run_in_parts_merges_into_one_report(tmp_path):
     assert both["merged_from"]["chapters"] == ["01_a"]
     with pytest.raises(ValueError, match="another kind of run"):
         notebooks.run_book("full", book=book, from_source=False, only=["02_b"], merge=tmp_path / "a.json")
+
+
+@pytest.mark.parametrize("report", sorted((notebooks.BOOK / "runs" / "notebooks").glob("*.json")),
+                         ids=lambda p: p.name)
+def test_committed_reports_ran_the_code_the_chapters_have_now(report):
+    # The preface's table and the README cite these reports as proof that every chapter runs there: a row that ran
+    # older code proves nothing about the chapter now.
+    assert notebooks.stale(json.loads(report.read_text())) == {}
+
+
+def test_a_changed_chapter_makes_its_row_stale():
+    report = json.loads((notebooks.BOOK / "runs" / "notebooks" / "cpu2.json").read_text())
+    row = next(r for r in report["chapters"] if r["chapter"] == "03_data")
+    row["code_sha256"] = "0" * 64
+    report["chapters"] = [r for r in report["chapters"] if r["chapter"] != "01_architecture"]
+    assert notebooks.stale(report) == {"01_architecture": "not in the report",
+                                       "03_data": "ran other code than the chapter has now (run it again with "
+                                                  "--only and --merge)"}
