@@ -9,3 +9,12 @@ timed() {  # NAME LIMIT_S CMD...: one command with empty compiler caches, its ou
   rc=$?
   log "=== $name: rc $rc, $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s"
 }
+timed_in_place() {  # NAME LIMIT_S CMD...: as timed, with the compiler caches the caller set (to fill or to reuse)
+  local name=$1 limit=$2 start rc
+  shift 2
+  log "=== $name: $* (limit $limit s; TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-unset})"
+  start=$(date +%s.%N)
+  timeout "$limit" "$@" >> "$OUT/session.log" 2>&1
+  rc=$?
+  log "=== $name: rc $rc, $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s"
+}
