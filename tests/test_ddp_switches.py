@@ -80,11 +80,17 @@ def _run(folder, cases, nproc, timeout=240):
     launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
               if nproc > 1 else [sys.executable])  # --standalone: a free port, also beside other pytest workers
     # gloo on the CPU, also on a GPU machine; Inductor compiles in the rank itself, without its pool of compile
-    # workers (two ranks on two shared cores gain nothing from it; a rank once aborted in it, "terminate called
-    # without an active exception", 1 run in 7)
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", TORCHINDUCTOR_COMPILE_THREADS="1")
-    p = subprocess.run(launch + [str(script), json.dumps(cases), str(folder), str(STEPS), str(BATCH)],
-                       capture_output=True, text=True, env=env, timeout=timeout)
+    # workers (two ranks on two shared cores gain nothing from it). Python's stacks are printed if a rank crashes.
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", TORCHINDUCTOR_COMPILE_THREADS="1",
+               PYTHONFAULTHANDLER="1")
+    for attempt in (1, 2):
+        p = subprocess.run(launch + [str(script), json.dumps(cases), str(folder), str(STEPS), str(BATCH)],
+                           capture_output=True, text=True, env=env, timeout=timeout)
+        # A rank of a compiled launch aborts now and then inside torch's compiler ("terminate called without an
+        # active exception", C++; about 1 launch in 10 on a 2-core VM, 2026-12, never in this library's code): that
+        # abort, and only that, gets one more launch. Any other failure, or the abort twice, fails the test.
+        if p.returncode == 0 or attempt == 2 or "terminate called without an active exception" not in p.stderr:
+            break
     assert p.returncode == 0, p.stderr[-3000:]
 
 
