@@ -33,9 +33,10 @@ BOOK = Path(__file__).resolve().parent.parent / "book"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def chapters(book: Path = BOOK, lang: str = "en") -> list[str]:
-    """The chapter names of one language, in book order (the file names sort in reading order)."""
-    return sorted(p.stem for p in (book / lang).glob("*.ipynb"))
+def chapters(book: Path = BOOK, lang: str = "en", *, from_source: bool = False) -> list[str]:
+    """The chapter names, in book order (the file names sort in reading order): of the stored notebooks of one
+    language, or with ``from_source`` of the sources ``book/src/NAME.nbpy``."""
+    return sorted(p.stem for p in ((book / "src").glob("*.nbpy") if from_source else (book / lang).glob("*.ipynb")))
 
 
 def _code_cells(path: Path) -> list[str]:
@@ -93,7 +94,7 @@ def stale(report: dict, book: Path = BOOK) -> dict[str, str]:
     it, not ``ok`` in it, or run with other code than the chapter has now (its ``code_sha256``)."""
     rows = {r["chapter"]: r for r in report["chapters"]}
     why = {}
-    for name in sorted(p.stem for p in (book / "src").glob("*.nbpy")):
+    for name in chapters(book, from_source=True):
         row = rows.get(name)
         if row is None:
             why[name] = "not in the report"
@@ -205,7 +206,7 @@ def run_book(profile: str, *, lang: str = "en", only: list[str] | None = None, t
     is run in parts; each row keeps its own seconds)."""
     from .runs import save_json
 
-    names = sorted(p.stem for p in (book / "src").glob("*.nbpy")) if from_source else chapters(book, lang)
+    names = chapters(book, lang, from_source=from_source)
     unknown = sorted(set(only or []) - set(names))
     if unknown:
         raise ValueError(f"no such chapter in book/{lang}: {', '.join(unknown)}; choose from {', '.join(names)}")
