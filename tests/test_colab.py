@@ -26,7 +26,7 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
-CHAPTER = "01_architecture"
+CHAPTER = "03_data"  # reads the bundled sample through torchvision, as a Colab reader does first
 
 
 def _make_notebooks():
