@@ -82,7 +82,7 @@ def test_val_split_is_fixed_disjoint_and_the_same_on_both_paths():
 
 def test_run_with_val_reports_val_accuracy_and_tests_once(one_thread, cache):
     cfg = TrainConfig(model="d2l_alexnet", epochs=1, lr=0.01, momentum=0.9, batch_size=16, source="sample",
-                      image_size=96, train_limit=64, test_limit=32, val=200, data_path="gpu", tta=True)
+                      image_size=68, train_limit=64, test_limit=32, val=200, data_path="gpu", tta=True)
     h = experiments.run(cfg, profile="full", device="cpu", verbose=False)
     assert "val_acc" in h["epochs"][0] and "test_acc" not in h["epochs"][0]
     assert 0 <= h["test_acc"] <= 1 and h["test_images"] == 1000  # the whole test set, once
