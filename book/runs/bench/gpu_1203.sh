@@ -11,11 +11,8 @@
 set -u
 OUT=${1:?usage: gpu_1203.sh OUT [eager] [cold] [warm]}
 shift
-mkdir -p "$OUT"
-export ALEXNET_CACHE=${ALEXNET_CACHE:-$(mktemp -d)} PYTHONUNBUFFERED=1
-[ -d .fmnist ] && export ALEXNET_FASHION_MNIST=${ALEXNET_FASHION_MNIST:-$PWD/.fmnist}  # the data carried to the GPU
 source "$(dirname "$0")/gpu_common.sh"
-log "gpu_1203: $(date -u) $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
+session_start gpu_1203
 FAST=(python3 -m alexnet_lib train --preset fast_h200_b512 --epochs 16 --no-fused-pool --no-cudnn-benchmark
       --profile full)
 CACHE=$(mktemp -d)  # the compiler caches the cold run fills and the warm runs read

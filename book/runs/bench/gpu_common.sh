@@ -18,3 +18,11 @@ timed_in_place() {  # NAME LIMIT_S CMD...: as timed, with the compiler caches th
   rc=$?
   log "=== $name: rc $rc, $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s"
 }
+session_start() {  # NAME: OUT created, the environment of a session, and its first log line
+  mkdir -p "$OUT"
+  export ALEXNET_CACHE=${ALEXNET_CACHE:-$(mktemp -d)} PYTHONUNBUFFERED=1
+  if [ -d .fmnist ]; then  # the data carried to the GPU
+    export ALEXNET_FASHION_MNIST=${ALEXNET_FASHION_MNIST:-$PWD/.fmnist}
+  fi
+  log "$1: $(date -u) $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)"
+}
