@@ -7,23 +7,39 @@ import sys
 import pytest
 
 
-def _train(tmp_path, name, nproc):
-    out = tmp_path / f"{name}.json"
+# LeNet on 1,000 of the sample's images: the launch, not the training, is what is tested
+ARGS = ["train", "--model", "lenet", "--lr", "0.5", "--epochs", "2", "--profile", "quick", "--seed", "0",
+        "--train-limit", "1000", "--test-limit", "200"]
+
+
+def _ddp(tmp_path):
+    """The `train` command under torchrun, two gloo processes."""
+    out = tmp_path / "ddp.json"
     # --standalone: a free port of its own, so runs on parallel pytest-xdist workers do not meet on 29500
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
-                if nproc > 1 else [sys.executable])
-    cmd = launcher + ["-m", "alexnet_lib", "train", "--model", "lenet", "--lr", "0.5", "--epochs", "2",
-                      "--profile", "quick", "--seed", "0", "--out", str(out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "alexnet_lib",
+           *ARGS, "--out", str(out)]
     env = dict(os.environ, ALEXNET_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(out.read_text()), p.stdout
 
 
+def _single(tmp_path, monkeypatch):
+    """The same command in one process: this one (the same code from the argument parsing on, without a second
+    interpreter importing torch)."""
+    from alexnet_lib.cli import main
+
+    out = tmp_path / "single.json"
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main([*ARGS, "--out", str(out), "--device", "cpu"]) == 0
+    return json.loads(out.read_text())
+
+
 @pytest.mark.slow
-def test_two_gloo_processes_train_with_one_history(tmp_path):
-    ddp, stdout = _train(tmp_path, "ddp", 2)
-    single, _ = _train(tmp_path, "single", 1)
+def test_two_gloo_processes_train_with_one_history(tmp_path, monkeypatch, one_thread):
+    ddp, stdout = _ddp(tmp_path)
+    single = _single(tmp_path, monkeypatch)
     assert ddp["status"] == "finished" and ddp["settings"]["world_size"] == 2
     # the same global batch, split over the ranks
     assert ddp["settings"]["batch_size"] * 2 == single["settings"]["batch_size"]

@@ -14,8 +14,9 @@ import uuid
 
 import pytest
 
+# LeNet on 1,000 of the sample's images: the meeting of the nodes, not the training, is what is tested
 TRAIN = ["-m", "alexnet_lib", "train", "--model", "lenet", "--lr", "0.5", "--epochs", "2", "--profile", "quick",
-         "--seed", "0"]
+         "--seed", "0", "--train-limit", "1000", "--test-limit", "200"]
 LIMIT_S = 120  # per child; the run itself takes 10-20 s on two shared cores
 
 
@@ -60,13 +61,21 @@ def _stderr(folders) -> str:
 
 
 @pytest.mark.slow
-def test_two_nodes_meet_and_train_with_one_history(tmp_path):
+def test_two_nodes_meet_and_train_with_one_history(tmp_path, monkeypatch, one_thread):
+    from alexnet_lib.cli import main
+
     env, port, run_id = _env(tmp_path), _free_port(), f"test-{uuid.uuid4().hex[:8]}"
     folders = [tmp_path / f"node{i}" for i in range(2)]
     procs = [_launch(_node(port, run_id) + TRAIN + ["--out", str(f / "history.json")], f, env) for f in folders]
-    single = _launch(TRAIN + ["--out", str(tmp_path / "single" / "history.json")], tmp_path / "single", env)
-    codes = _wait_all(procs + [single])
-    assert codes == [0, 0, 0], _stderr(folders + [tmp_path / "single"])
+    # while the nodes meet: the same command in one process, this one (the same code from the argument parsing on)
+    (tmp_path / "single").mkdir()
+    monkeypatch.setenv("ALEXNET_CACHE", env["ALEXNET_CACHE"])
+    monkeypatch.chdir(tmp_path / "single")
+    try:
+        assert main([*TRAIN[2:], "--out", str(tmp_path / "single" / "history.json"), "--device", "cpu"]) == 0
+    finally:
+        codes = _wait_all(procs)
+    assert codes == [0, 0], _stderr(folders)
     # the rendezvous, not the launch order, decides which node is rank 0; only that one writes and prints
     written = [f for f in folders if (f / "history.json").exists()]
     assert len(written) == 1, [f.name for f in written]

@@ -33,7 +33,7 @@ def test_report_rows_for_ok_error_and_timeout(tmp_path):
                             "02_error": ["a = 1", "raise RuntimeError('weight type (torch.cuda.FloatTensor)')"],
                             "03_slow": ["import time", "time.sleep(300)"]})
     out = tmp_path / "report.json"
-    report = notebooks.run_book("quick", book=book, from_source=False, timeout=15, jobs=3, out=out, log=lambda _: None)
+    report = notebooks.run_book("quick", book=book, from_source=False, timeout=10, jobs=3, out=out, log=lambda _: None)
     assert json.loads(out.read_text()) == report
     rows = {r["chapter"]: r for r in report["chapters"]}
     assert list(rows) == ["01_ok", "02_error", "03_slow"]
