@@ -140,7 +140,8 @@ def quick_defaults(cfg: TrainConfig) -> dict:
 
 # Quick sizes of the experiments that need their own (measured on 2 CPU cores: a chapter's live cell shows its effect
 # in about a minute; tests/test_quick_effects.py asserts the effects). LeNet (sigmoid) with d2l's SGD stays at chance
-# for all of the sample's 5,000 images many times over; with Adam it learns in a few epochs. Augmentation acts
+# for all of the sample's 5,000 images many times over; with Adam (lr 3e-3, batch 64) it learns in a few epochs
+# (test accuracy 0.41, 0.63, 0.65, 0.69, 0.72 after epochs 1-5, then 0.75 after 8: five are enough). Augmentation acts
 # against overfitting, which needs few images seen many times: on 100 images for 30 epochs the AlexNet overfits
 # (train - test over the last 5 epochs 0.19) and shifted, flipped images narrow the gap to 0.05; on 200 images for 20
 # epochs in batches of 32 the two gaps are 0.07 and 0.04. Dropout, on the AlexNet in that regime, only slows the
@@ -150,7 +151,7 @@ def quick_defaults(cfg: TrainConfig) -> dict:
 _OVERFIT = {"train_limit": 100, "test_limit": 100, "epochs": 30, "batch_size": 16, "optimizer": "adam", "lr": 1e-3}
 _HEAD = {"train_limit": 1000, "test_limit": 500, "epochs": 20, "batch_size": 64}
 QUICK: dict[str, dict] = {
-    "ch02/lenet": {"train_limit": None, "test_limit": None, "epochs": 8, "batch_size": 64, "optimizer": "adam",
+    "ch02/lenet": {"train_limit": None, "test_limit": None, "epochs": 5, "batch_size": 64, "optimizer": "adam",
                    "lr": 3e-3},
     "ch05/dropout": _OVERFIT, "ch05/no_dropout": _OVERFIT,
     "ch05/head_dropout": _HEAD, "ch05/head_no_dropout": _HEAD,

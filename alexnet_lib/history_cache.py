@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from .outputs import atomic_copy
+from .outputs import atomic_copy, file_lock
 from .runs import load_json, save_json
 
 __all__ = ["default_folder", "source_digest", "key", "cached"]
@@ -98,20 +98,6 @@ def key(fields: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-def _lock(path: Path):
-    """``path`` (a lock file) opened and locked exclusively; closing it releases the lock. Where ``fcntl`` is
-    missing (Windows) it is only opened: two racing processes then both compute, and the atomic write keeps the
-    entry whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a")
-    try:
-        import fcntl
-    except ImportError:
-        return f
-    fcntl.flock(f, fcntl.LOCK_EX)
-    return f
-
-
 def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLike | None = None,
            weights: str | os.PathLike | None = None) -> tuple[dict, bool]:
     """The history for ``fields``: read from the cache if a run with the same key finished before, else
@@ -126,7 +112,7 @@ def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLi
     k = key(fields)
     path, pt = folder / f"{k}.json", folder / f"{k}.pt"
     try:
-        lock = _lock(folder / f"{k}.lock")
+        lock = file_lock(folder / f"{k}.lock")
     except OSError as e:  # a cache folder that cannot be written: train without it (the data cache says more)
         print(f"note: no history cache ({folder}: {e.strerror or e}); training", file=sys.stderr)
         return compute(), False

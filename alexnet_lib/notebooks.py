@@ -69,6 +69,7 @@ def _kernel_env(profile: str, cache: Path | None = None) -> dict[str, str]:
     path = os.environ.get("PYTHONPATH")
     env = dict(os.environ, ALEXNET_PROFILE=profile, PYDEVD_DISABLE_FILE_VALIDATION="1",
                PYTHONPATH=root + (os.pathsep + path if path else ""))
+    env.pop("ALEXNET_SHARE", None)  # every measurement made here, as in a reader's kernel (prose.shared)
     if hasattr(os, "sched_getaffinity"):  # a kernel pinned to fewer cores uses as many threads as it has cores
         env.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
     if cache is not None:  # a cache folder of its own: the chapter runs as on a reader's first visit

@@ -27,8 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["OutputBusy", "real_target", "atomic_write_text", "save_json", "load_json", "atomic_torch_save",
-           "atomic_copy", "stale_temps", "output_lock", "signals_deferred", "os_reason"]
+__all__ = ["OutputBusy", "real_target", "atomic_write_bytes", "atomic_write_text", "save_json", "load_json",
+           "atomic_torch_save", "atomic_copy", "file_lock", "stale_temps", "output_lock", "signals_deferred",
+           "os_reason"]
 
 
 class OutputBusy(RuntimeError):
@@ -67,16 +68,36 @@ def _mode() -> int:
     return 0o666 & ~umask  # mkstemp makes the file private; an output is an ordinary file
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a kill never leaves half a file."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: a kill never leaves half a file."""
     path = real_target(path)
     with _temp_beside(path) as (fd, tmp):
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, _mode())
         os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_lock(path: str | os.PathLike):
+    """``path`` (a lock file) opened and locked exclusively; closing it releases the lock. Where ``fcntl`` is
+    missing (Windows) it is only opened: two racing processes then both compute, and atomic writes keep what they
+    write whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a")
+    try:
+        import fcntl
+    except ImportError:
+        return f
+    fcntl.flock(f, fcntl.LOCK_EX)
+    return f
 
 
 def save_json(obj: Any, path: str | os.PathLike) -> None:

@@ -11,15 +11,30 @@ A chapter's prose never types a number that a run or a cell produces. It writes 
 
 ``spec`` is a Python format spec (``.1%``, ``,.0f``, ``.2f``) or one of :data:`SPECS` (``pt1``: a difference of two
 fractions in percentage points; ``err1``: an accuracy as its error rate, 0.913 -> 8.7%; ``M1``: millions, written 61.1M in English and 6,110万 in Chinese).
+
+A measurement (a speed, a timing) differs from one run to the next, and the two pages of a chapter are two runs of
+the same cells. :func:`shared` lets them show one measurement: where ``$ALEXNET_SHARE`` names a folder (the
+notebook builder and the test suite each set one for their run), the first of the twins to measure saves the result
+there and the other reads it; in a reader's kernel, where it is not set, every call measures.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import pickle
 import re
+from pathlib import Path
 from statistics import mean, median
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
-__all__ = ["value", "recorded", "clear", "format_value", "run_field", "PLACEHOLDER", "resolve", "Unresolved", "SPECS"]
+from .outputs import atomic_write_bytes, file_lock
+
+__all__ = ["value", "recorded", "clear", "shared", "SHARE_ENV", "format_value", "run_field", "PLACEHOLDER", "resolve",
+           "Unresolved", "SPECS"]
+
+SHARE_ENV = "ALEXNET_SHARE"
+T = TypeVar("T")
 
 _VALUES: dict[str, Any] = {}
 
@@ -51,6 +66,28 @@ def value(name: str, x: Any) -> Any:
         raise ValueError(f"value name {name!r}: use letters, digits and '_' (it appears as {{{{{name}}}}} in prose)")
     _VALUES[name] = _plain(x)
     return x
+
+
+def shared(name: str, compute: Callable[[], T]) -> T:
+    """``compute()``, measured once for both language versions of a page.
+
+    Where ``$ALEXNET_SHARE`` names a folder (``book/make_notebooks.py`` and the test suite set one for the length of
+    their run), the first call under ``name`` computes and saves the result there (pickled, atomically, under a lock)
+    and every later call, the twin page's included, reads it back; a result that cannot be read is computed again.
+    Anywhere else, a reader's kernel for one, it just returns ``compute()``: a new measurement each time."""
+    folder = os.environ.get(SHARE_ENV)
+    if not folder:
+        return compute()
+    path = Path(folder) / (hashlib.sha256(name.encode()).hexdigest()[:24] + ".pkl")
+    with file_lock(path.with_suffix(".lock")):  # the twin waits here while the first one measures
+        if path.exists():
+            try:
+                return pickle.loads(path.read_bytes())
+            except Exception:  # noqa: BLE001 (a damaged file: measure again)
+                pass
+        result = compute()
+        atomic_write_bytes(path, pickle.dumps(result))
+        return result
 
 
 def recorded() -> dict[str, Any]:

@@ -577,8 +577,10 @@ def shape_trace_explorer(model: str = "d2l_alexnet", side: int = 224, *, names: 
     import gzip
 
     from .plot.common import LABELS
+    from .prose import shared
 
-    table = trace_table(names, sides)
+    # the same table for both language versions of the page when the book is built (prose.shared)
+    table = shared(f"widgets.trace_table {list(names)} {list(sides)}", lambda: trace_table(names, sides))
     packed = gzip.compress(json.dumps(table, ensure_ascii=False, separators=(",", ":")).encode(), mtime=0)
     words = {k: _w(k, lang, "trace") for k in _TRACE_WORDS}
     data = {"words": words, "models": base64.b64encode(packed).decode("ascii")}  # gzip: a tenth

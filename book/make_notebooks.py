@@ -24,7 +24,9 @@ Numbers in the prose are never typed: a markdown cell writes ``{{name}}`` (a val
 notebook has run, the values its cells recorded are collected and every placeholder is replaced, in both
 languages; one without a value stops the build. The notebook keeps the values and a hash of each recorded run it
 read in its metadata (``alexnet``), so ``tests/test_notebooks.py`` can regenerate the text without running anything
-and fail when a source or a run changed and the notebook was not regenerated.
+and fail when a source or a run changed and the notebook was not regenerated. A measurement a cell makes (a speed,
+a timing) is made once per run of this script for both languages (``alexnet_lib.prose.shared``), so the two pages
+show the same numbers.
 
 Citations: ``{cite:p}`key``` (keys of ``book/references.bib``) become links to the page language's bibliography
 (``references.md`` in ``book/zh`` and ``book/en``; sphinxcontrib-bibtex with a key prefix per language).
@@ -37,6 +39,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -228,7 +231,7 @@ def build(name: str, lang: str, cells: list[dict], values: dict | None = None) -
     placeholders (the notebook that gets executed)."""
     keys, used = bib_keys(), set()
     if values is not None:
-        values = {**other_chapters(cells, lang), **values}
+        values = {**values, **other_chapters(cells, lang)}  # another chapter's values as its page has them now
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
                    "language_info": {"name": "python"}}
@@ -313,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     names = args.names or sorted(p.stem for p in (BOOK / "src").glob("*.nbpy"))
     write_pages()
+    # the zh and en pages of a chapter show one measurement (alexnet_lib.prose.shared): a folder for this run
+    share = tempfile.TemporaryDirectory(prefix="alexnet-share-")
+    os.environ.setdefault(prose.SHARE_ENV, share.name)
     for name in names:
         cells = parse(BOOK / "src" / f"{name}.nbpy")
         for lang in args.lang or LANGS:

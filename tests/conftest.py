@@ -1,5 +1,8 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # kernels, subprocesses), not this one.
 os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(2**28))  # 256 MB: above any tensor of the quick runs
 os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(2**28))  # at most 256 MB free kept at the top of the heap
+# The zh and en twins of a page show one measurement (alexnet_lib.prose.shared), as in the built book: a folder for
+# this test run, made here in the first process (the pytest-xdist workers it starts inherit the variable) and removed
+# when that process exits.
+if not os.environ.get("ALEXNET_SHARE"):
+    os.environ["ALEXNET_SHARE"] = tempfile.mkdtemp(prefix="alexnet-share-")
+    atexit.register(shutil.rmtree, os.environ["ALEXNET_SHARE"], ignore_errors=True)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # ... and so does every subprocess a test starts (a run through the command line, torchrun's workers, a notebook

@@ -115,7 +115,7 @@ def test_colab_like_runtime_keeps_its_torch_and_runs_a_chapter(tmp_path, monkeyp
     purelib = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     Path(purelib, "preinstalled.pth").write_text(str(view) + "\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "ALEXNET_SHARE")}
     probe = "import importlib.util as u; print([m for m in ('torch', 'matplotlib', 'alexnet_lib') if u.find_spec(m)])"
     assert subprocess.run([py, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env).stdout.split() \
         == ["['torch']"]

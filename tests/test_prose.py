@@ -1,8 +1,9 @@
 """Numbers in the prose come from their source: placeholders, their formats in both languages, and comparisons
 sized to the run-to-run spread."""
-import pytest
-
+import os
 from pathlib import Path
+
+import pytest
 
 from alexnet_lib import prose, runs
 
@@ -44,6 +45,40 @@ def test_value_records_and_returns():
     with pytest.raises(ValueError):
         prose.value("not a name", 1)
     prose.clear()
+
+
+def test_shared_measures_once_with_a_share_folder_and_every_time_without(tmp_path, monkeypatch):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return {"ips": len(calls)}
+
+    monkeypatch.delenv(prose.SHARE_ENV, raising=False)  # a reader's kernel: a new measurement each time
+    assert prose.shared("speed", measure) == {"ips": 1} and prose.shared("speed", measure) == {"ips": 2}
+    monkeypatch.setenv(prose.SHARE_ENV, str(tmp_path / "share"))
+    assert prose.shared("speed", measure) == {"ips": 3}
+    assert prose.shared("speed", measure) == {"ips": 3} and len(calls) == 3  # the twin reads the first one's
+    assert prose.shared("other", measure) == {"ips": 4}
+    for f in (tmp_path / "share").glob("*.pkl"):
+        f.write_bytes(b"damaged")
+    assert prose.shared("speed", measure) == {"ips": 5}  # unreadable: measured again
+
+
+def test_shared_twins_racing_measure_once(tmp_path):
+    """Two processes (the zh and en kernels) asking at the same moment: one measures, the other waits and reads."""
+    import subprocess
+    import sys
+
+    code = ("import os, time; from alexnet_lib import prose\n"
+            "def measure():\n"
+            "    open(os.environ['LOG'], 'a').write(f'{os.getpid()}\\n'); time.sleep(0.5); return os.getpid()\n"
+            "print(prose.shared('race', measure))")
+    env = dict(os.environ, ALEXNET_SHARE=str(tmp_path / "share"), LOG=str(tmp_path / "log"))
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(results) == 1 and (tmp_path / "log").read_text().split() == list(results)
 
 
 def _h(acc):
