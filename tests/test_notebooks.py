@@ -70,6 +70,16 @@ def test_no_placeholder_left(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_twin_pages_quote_the_same_numbers(name):
+    """Every value the zh and en pages' text quotes is the same number on both (a measurement is made once for both
+    by alexnet_lib.prose.shared); only phrases, which carry each language's words, are given per language."""
+    zh, en = _meta("zh", name).get("values", {}), _meta("en", name).get("values", {})
+    assert zh.keys() == en.keys()
+    differ = {k: (zh[k], en[k]) for k in zh if not isinstance(zh[k], dict) and zh[k] != en[k]}
+    assert not differ, f"{name}: the two pages quote different values {differ}: measure with prose.shared"
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_recorded_runs_unchanged_since_generation(name):
     """The runs a notebook read (its placeholders and its code) are the runs in book/runs now: a re-recorded run
     needs the notebook regenerated, or its numbers are stale."""
