@@ -1,5 +1,9 @@
-"""What the fault and reliability tests share: random 'images' that run the training loop fast on any CPU, LeNet
-with a fault injected into chosen training steps, and waiting for a file a running subprocess writes."""
+"""What the fault, reliability and distributed tests share: random 'images' that run the training loop fast on any
+CPU, LeNet with a fault injected into chosen training steps, waiting for a file a running subprocess writes, and the
+command line run in the test's own process."""
+import contextlib
+import io
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -42,3 +46,27 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         assert proc.poll() is None, f"the run ended before {path} appeared:\n{proc.communicate()[1]}"
         assert time.monotonic() < end, f"no {path} after {timeout} s"
         time.sleep(0.02)
+
+
+def main_here(argv: list[str], *, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
+    """``python -m alexnet_lib ARGV`` in this interpreter: :func:`alexnet_lib.cli.main`, the same code from argument
+    parsing to exit code without the seconds a new interpreter spends importing torch, in working folder ``cwd`` with
+    ``$ALEXNET_CACHE`` at ``cache`` and its output streams captured (all three restored afterwards)."""
+    from alexnet_lib.cli import main
+
+    out, err, before, old_cache = io.StringIO(), io.StringIO(), os.getcwd(), os.environ.get("ALEXNET_CACHE")
+    os.environ["ALEXNET_CACHE"] = str(cache)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code
+    finally:
+        os.chdir(before)
+        if old_cache is None:
+            os.environ.pop("ALEXNET_CACHE", None)
+        else:
+            os.environ["ALEXNET_CACHE"] = old_cache
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+import fakes
+
 
 # LeNet on 1,000 of the sample's images: the launch, not the training, is what is tested
 ARGS = ["train", "--model", "lenet", "--lr", "0.5", "--epochs", "2", "--profile", "quick", "--seed", "0",
@@ -24,22 +26,18 @@ def _ddp(tmp_path):
     return json.loads(out.read_text()), p.stdout
 
 
-def _single(tmp_path, monkeypatch):
-    """The same command in one process: this one (the same code from the argument parsing on, without a second
-    interpreter importing torch)."""
-    from alexnet_lib.cli import main
-
+def _single(tmp_path):
+    """The same command in one process: this one (fakes.main_here)."""
     out = tmp_path / "single.json"
-    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-    assert main([*ARGS, "--out", str(out), "--device", "cpu"]) == 0
+    p = fakes.main_here([*ARGS, "--out", str(out), "--device", "cpu"], cwd=tmp_path, cache=tmp_path / "cache")
+    assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(out.read_text())
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_train_with_one_history(tmp_path, monkeypatch, one_thread):
+def test_two_gloo_processes_train_with_one_history(tmp_path, one_thread):
     ddp, stdout = _ddp(tmp_path)
-    single = _single(tmp_path, monkeypatch)
+    single = _single(tmp_path)
     assert ddp["status"] == "finished" and ddp["settings"]["world_size"] == 2
     # the same global batch, split over the ranks
     assert ddp["settings"]["batch_size"] * 2 == single["settings"]["batch_size"]

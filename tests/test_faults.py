@@ -7,8 +7,6 @@ cannot be written or that another run is writing, values that cannot work, a los
 NaN, a damaged data cache, and inputs of the wrong kind in the library. The runs are LeNet on a few dozen images of
 the bundled sample, on one thread.
 """
-import contextlib
-import io
 import math
 import os
 import re
@@ -24,7 +22,6 @@ import pytest
 import torch
 
 from alexnet_lib import checkpoint, data, experiments, models, outputs, runs, validate
-from alexnet_lib.cli import main
 from alexnet_lib.train import DivergedError, train
 
 import fakes
@@ -57,22 +54,7 @@ def cli(*args, cwd: Path, cache: Path, real: bool = False, timeout: float = 180,
         return subprocess.run([sys.executable, "-m", "alexnet_lib", *argv], cwd=cwd, capture_output=True, text=True,
                               timeout=timeout, env=env_for(cache, **env), restore_signals=True)
     assert not env, "environment variables other than the cache need real=True"
-    out, err, before, old_cache = io.StringIO(), io.StringIO(), os.getcwd(), os.environ.get("ALEXNET_CACHE")
-    os.environ["ALEXNET_CACHE"] = str(cache)
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(argv)
-            except SystemExit as e:  # argparse's usage errors
-                code = e.code
-    finally:
-        os.chdir(before)
-        if old_cache is None:
-            os.environ.pop("ALEXNET_CACHE", None)
-        else:
-            os.environ["ALEXNET_CACHE"] = old_cache
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+    return fakes.main_here(argv, cwd=cwd, cache=cache)
 
 
 def error_line(proc: subprocess.CompletedProcess, code: int) -> str:

@@ -12,7 +12,11 @@ import subprocess
 import sys
 import uuid
 
+from pathlib import Path
+
 import pytest
+
+import fakes
 
 # LeNet on 1,000 of the sample's images: the meeting of the nodes, not the training, is what is tested
 TRAIN = ["-m", "alexnet_lib", "train", "--model", "lenet", "--lr", "0.5", "--epochs", "2", "--profile", "quick",
@@ -61,20 +65,18 @@ def _stderr(folders) -> str:
 
 
 @pytest.mark.slow
-def test_two_nodes_meet_and_train_with_one_history(tmp_path, monkeypatch, one_thread):
-    from alexnet_lib.cli import main
-
+def test_two_nodes_meet_and_train_with_one_history(tmp_path, one_thread):
     env, port, run_id = _env(tmp_path), _free_port(), f"test-{uuid.uuid4().hex[:8]}"
     folders = [tmp_path / f"node{i}" for i in range(2)]
     procs = [_launch(_node(port, run_id) + TRAIN + ["--out", str(f / "history.json")], f, env) for f in folders]
-    # while the nodes meet: the same command in one process, this one (the same code from the argument parsing on)
+    # while the nodes meet: the same command in one process, this one (fakes.main_here)
     (tmp_path / "single").mkdir()
-    monkeypatch.setenv("ALEXNET_CACHE", env["ALEXNET_CACHE"])
-    monkeypatch.chdir(tmp_path / "single")
     try:
-        assert main([*TRAIN[2:], "--out", str(tmp_path / "single" / "history.json"), "--device", "cpu"]) == 0
+        single = fakes.main_here([*TRAIN[2:], "--out", str(tmp_path / "single" / "history.json"), "--device", "cpu"],
+                                 cwd=tmp_path / "single", cache=Path(env["ALEXNET_CACHE"]))
     finally:
         codes = _wait_all(procs)
+    assert single.returncode == 0, single.stderr[-3000:]
     assert codes == [0, 0], _stderr(folders)
     # the rendezvous, not the launch order, decides which node is rank 0; only that one writes and prints
     written = [f for f in folders if (f / "history.json").exists()]
