@@ -159,8 +159,8 @@ QUICK: dict[str, dict] = {
     "seed002/batch4": {"train_limit": 500},  # batch 4: 125 steps per epoch already
     # the paper's AlexNet (LRN, groups) is slower per image: fewer of them (Adam from the defaults above)
     "zoo/paper_alexnet": {"train_limit": 1000, "epochs": 4},
-    # a look inside the network needs a trained one, not a comparison: three epochs (test accuracy about 0.5)
-    "ch11/alexnet": {"epochs": 3},
+    # (ch11/alexnet, a look inside a trained network, keeps the quick run of ch02/alexnet: the same run, so within one
+    # build of the book or one test run it is trained once, weights included: history_cache.kept_weights)
 }
 # each experiment's quick run: its own `quick` entries over the defaults
 EXPERIMENTS = {name: _R(cfg, quick={**quick_defaults(cfg), **QUICK.get(name, {}), **cfg.quick})
@@ -228,7 +228,10 @@ def _cached_run(experiment, cfg: TrainConfig, changes: dict, device: torch.devic
     if world_size > 1:
         raise ValueError("cache=True needs a single process (under torchrun every rank must train)")
     fields = {"config": {k: v for k, v in cfg.settings().items() if k != "description"}, "device": device.type}
-    history, hit = history_cache.cached(fields, lambda: run(experiment, **kwargs), weights=weights)
+    # a run that was asked for no weights keeps them anyway within one build of the book or one test run, for a later
+    # page that looks inside the same network
+    trained = dict(kwargs, weights=weights if weights is not None else history_cache.kept_weights(fields))
+    history, hit = history_cache.cached(fields, lambda: run(experiment, **trained), weights=weights)
     if not hit:
         return history
     name = experiment if isinstance(experiment, str) else cfg.model

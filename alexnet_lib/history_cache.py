@@ -29,10 +29,10 @@ from typing import Callable
 
 import torch
 
-from .outputs import atomic_copy, file_lock
+from .outputs import SHARE_ENV, atomic_copy, file_lock
 from .runs import load_json, save_json
 
-__all__ = ["default_folder", "source_digest", "key", "cached"]
+__all__ = ["default_folder", "source_digest", "key", "cached", "kept_weights"]
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -98,30 +98,49 @@ def key(fields: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+def kept_weights(fields: dict) -> Path | None:
+    """Where the trained weights of the run ``fields`` are kept for the length of one build of the book or one test
+    run: a file in the ``$ALEXNET_SHARE`` folder that ``book/make_notebooks.py`` and the test suite make for their run
+    (see :func:`.prose.shared`), so that a later page that looks inside the same network (chapter 11 inside chapter
+    2's AlexNet) reads them back instead of training it again. ``None`` anywhere else: a reader's cache keeps no
+    weights it was not asked for (an AlexNet's are 86 MB)."""
+    if not os.environ.get(SHARE_ENV):
+        return None
+    folder = Path(os.environ[SHARE_ENV]) / "weights"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # nowhere to keep them: the page that needs them trains
+        return None
+    return folder / f"{key(fields)}.pt"
+
+
 def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLike | None = None,
            weights: str | os.PathLike | None = None) -> tuple[dict, bool]:
     """The history for ``fields``: read from the cache if a run with the same key finished before, else
     ``compute()`` (stored if its status is ``"finished"``). Returns ``(history, hit)``.
 
     ``weights``: the caller wants the trained weights there too (``compute`` writes them to that path). The cache
-    keeps a copy beside the history (``KEY.pt``) and gives it back on a hit; an entry without its weights is computed
-    again. A history read back carries ``"cache": {"key", "path"}``; one just computed is returned as ``compute``
-    gave it.
+    keeps a copy beside the history (``KEY.pt``) and gives it back on a hit, or else the copy that a run which asked
+    for none kept in :func:`kept_weights` (``compute`` writes them there when ``weights`` is None); an entry without
+    its weights is computed again. A history read back carries ``"cache": {"key", "path"}``; one just computed is
+    returned as ``compute`` gave it.
     """
     folder = Path(folder) if folder is not None else default_folder()
     k = key(fields)
     path, pt = folder / f"{k}.json", folder / f"{k}.pt"
+    kept = kept_weights(fields)
     try:
         lock = file_lock(folder / f"{k}.lock")
     except OSError as e:  # a cache folder that cannot be written: train without it (the data cache says more)
         print(f"note: no history cache ({folder}: {e.strerror or e}); training", file=sys.stderr)
         return compute(), False
     with lock:  # closing the lock file releases the lock
-        if path.exists() and (weights is None or pt.exists()):
+        source = pt if pt.exists() else kept if kept is not None and kept.exists() else None
+        if path.exists() and (weights is None or source is not None):
             try:
                 history = load_json(path)
                 if weights is not None and isinstance(history, dict) and history.get("status") == "finished":
-                    atomic_copy(pt, weights)
+                    atomic_copy(source, weights)
             except (OSError, ValueError):  # unreadable: compute it again
                 history = None
             if isinstance(history, dict) and history.get("status") == "finished":

@@ -29,7 +29,11 @@ from typing import Any, Iterator
 
 __all__ = ["OutputBusy", "real_target", "atomic_write_bytes", "atomic_write_text", "save_json", "load_json",
            "atomic_torch_save", "atomic_copy", "file_lock", "stale_temps", "output_lock", "signals_deferred",
-           "os_reason"]
+           "os_reason", "SHARE_ENV"]
+
+#: the folder, for the length of one build of the book or one test run, where the zh and en pages share one
+#: measurement (:func:`.prose.shared`) and a finished run's weights (:func:`.history_cache.kept_weights`)
+SHARE_ENV = "ALEXNET_SHARE"
 
 
 class OutputBusy(RuntimeError):

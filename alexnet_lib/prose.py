@@ -28,12 +28,11 @@ from pathlib import Path
 from statistics import mean, median
 from typing import Any, Callable, TypeVar
 
-from .outputs import atomic_write_bytes, file_lock
+from .outputs import SHARE_ENV, atomic_write_bytes, file_lock
 
 __all__ = ["value", "recorded", "clear", "shared", "SHARE_ENV", "format_value", "run_field", "PLACEHOLDER", "resolve",
            "Unresolved", "SPECS"]
 
-SHARE_ENV = "ALEXNET_SHARE"
 T = TypeVar("T")
 
 _VALUES: dict[str, Any] = {}

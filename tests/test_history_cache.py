@@ -112,3 +112,35 @@ def test_experiment_weights_load_into_the_model_it_builds(tmp_path, monkeypatch)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     cfg = experiments.get("ch05/head_dropout").for_profile("quick")[0]
     experiments.build(cfg)[0].load_state_dict(a)  # the same architecture
+
+
+def test_within_one_build_a_run_keeps_its_weights_for_a_later_page(tmp_path, monkeypatch):
+    """With ``$ALEXNET_SHARE`` (one build of the book, one test run) a run that asks for no weights keeps them there,
+    and a later run of the same settings that asks for them (chapter 11 after chapter 2) reads the history and the
+    weights back instead of training: the weights a fresh run gives. Without it nothing is kept."""
+    import torch
+
+    from alexnet_lib import experiments
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ALEXNET_SHARE", str(tmp_path / "share"))
+    kw = dict(profile="quick", device="cpu", verbose=False, train_limit=64, test_limit=32, epochs=1)
+    first = experiments.run("ch05/head_dropout", **kw)
+    assert len(list((tmp_path / "share" / "weights").glob("*.pt"))) == 1
+    later = experiments.run("ch05/head_dropout", weights=tmp_path / "later.pt", **kw)
+    assert "cache" in later and later["epochs"] == first["epochs"]
+    experiments.run("ch05/head_dropout", weights=tmp_path / "fresh.pt", cache=False, **kw)
+    a, b = (torch.load(tmp_path / f, weights_only=True) for f in ("later.pt", "fresh.pt"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    monkeypatch.delenv("ALEXNET_SHARE")  # a reader's kernel: the cache keeps no weights it was not asked for
+    monkeypatch.setenv("ALEXNET_CACHE", str(tmp_path / "reader"))
+    experiments.run("ch05/head_dropout", **kw)
+    assert list((tmp_path / "reader").rglob("*.json")) and not list((tmp_path / "reader").rglob("*.pt"))
+
+
+def test_chapter_11_looks_inside_the_quick_run_of_chapter_2():
+    """ch11/alexnet is ch02/alexnet under another name, in both profiles: one quick run serves both pages."""
+    from alexnet_lib import experiments
+    for profile in ("quick", "full"):
+        a, b = (experiments.get(n).for_profile(profile)[0].settings() for n in ("ch02/alexnet", "ch11/alexnet"))
+        assert {k: v for k, v in a.items() if k != "description"} == {k: v for k, v in b.items() if k != "description"}
