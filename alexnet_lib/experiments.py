@@ -230,8 +230,9 @@ def _cached_run(experiment, cfg: TrainConfig, changes: dict, device: torch.devic
     fields = {"config": {k: v for k, v in cfg.settings().items() if k != "description"}, "device": device.type}
     # a run that was asked for no weights keeps them anyway within one build of the book or one test run, for a later
     # page that looks inside the same network
-    trained = dict(kwargs, weights=weights if weights is not None else history_cache.kept_weights(fields))
-    history, hit = history_cache.cached(fields, lambda: run(experiment, **trained), weights=weights)
+    kept = history_cache.kept_weights(fields)
+    trained = dict(kwargs, weights=weights if weights is not None else kept)
+    history, hit = history_cache.cached(fields, lambda: run(experiment, **trained), weights=weights, kept=kept)
     if not hit:
         return history
     name = experiment if isinstance(experiment, str) else cfg.model

@@ -115,27 +115,26 @@ def kept_weights(fields: dict) -> Path | None:
 
 
 def cached(fields: dict, compute: Callable[[], dict], *, folder: str | os.PathLike | None = None,
-           weights: str | os.PathLike | None = None) -> tuple[dict, bool]:
+           weights: str | os.PathLike | None = None, kept: str | os.PathLike | None = None) -> tuple[dict, bool]:
     """The history for ``fields``: read from the cache if a run with the same key finished before, else
     ``compute()`` (stored if its status is ``"finished"``). Returns ``(history, hit)``.
 
     ``weights``: the caller wants the trained weights there too (``compute`` writes them to that path). The cache
-    keeps a copy beside the history (``KEY.pt``) and gives it back on a hit, or else the copy that a run which asked
-    for none kept in :func:`kept_weights` (``compute`` writes them there when ``weights`` is None); an entry without
-    its weights is computed again. A history read back carries ``"cache": {"key", "path"}``; one just computed is
-    returned as ``compute`` gave it.
+    keeps a copy beside the history (``KEY.pt``) and gives it back on a hit, or else the copy at ``kept``: where
+    ``compute`` writes them when ``weights`` is None (:func:`kept_weights`, within one build or test run); an entry
+    without its weights is computed again. A history read back carries ``"cache": {"key", "path"}``; one just
+    computed is returned as ``compute`` gave it.
     """
     folder = Path(folder) if folder is not None else default_folder()
     k = key(fields)
     path, pt = folder / f"{k}.json", folder / f"{k}.pt"
-    kept = kept_weights(fields)
     try:
         lock = file_lock(folder / f"{k}.lock")
     except OSError as e:  # a cache folder that cannot be written: train without it (the data cache says more)
         print(f"note: no history cache ({folder}: {e.strerror or e}); training", file=sys.stderr)
         return compute(), False
     with lock:  # closing the lock file releases the lock
-        source = pt if pt.exists() else kept if kept is not None and kept.exists() else None
+        source = pt if pt.exists() else kept if kept is not None and os.path.exists(kept) else None
         if path.exists() and (weights is None or source is not None):
             try:
                 history = load_json(path)
