@@ -19,8 +19,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchvision import transforms as transforms_v1
-from torchvision.transforms import v2
 
 __all__ = ["PRESETS", "transform", "gpu_augment", "gpu_resize", "erase_squares", "erasing", "augmented_versions"]
 
@@ -29,6 +27,8 @@ PRESETS = ("flip", "shift", "crop", "jitter", "all")
 
 def transform(name: str | None, size: int = 28):
     """A ``torchvision.transforms.v2`` transform for preset ``name`` on PIL images of side ``size`` (before resize)."""
+    from torchvision.transforms import v2  # here, not at the top: see alexnet_lib.data
+
     if name is None:
         return None
     if name not in PRESETS:
@@ -67,8 +67,10 @@ def erase_squares(x: torch.Tensor, side: int, generator: torch.Generator | None 
 def erasing(side: int):
     """Cutout for the DataLoader path: ``RandomErasing`` of one ``side`` x ``side`` square of a 28x28 image, always
     applied, filled with 0; for tensors in [0, 1] (before normalising) of any size, the square scaled with them."""
+    from torchvision import transforms
+
     area = (side / 28) ** 2
-    return transforms_v1.RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0), value=0)
+    return transforms.RandomErasing(p=1.0, scale=(area, area), ratio=(1.0, 1.0), value=0)
 
 
 def gpu_resize(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -26,9 +26,11 @@ import zlib
 from pathlib import Path
 
 import torch
-import torchvision
 from torch.utils.data import DataLoader, Subset
-from torchvision import transforms
+
+# torchvision is imported where a dataset or a transform is made, not here: importing it brings in torch._dynamo
+# (2.5 s on a 2-core machine, torchvision 0.29), which a process that loads no images need not wait for: the command
+# line's --help and its argument errors, a run on tensors made in memory, a page that reads recorded runs.
 
 from . import augment as aug
 from . import cache
@@ -42,8 +44,13 @@ CLASSES = {
     "en": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
     "zh": ["T恤", "裤子", "套衫", "连衣裙", "外套", "凉鞋", "衬衫", "运动鞋", "包", "短靴"],
 }
-# The four files and their MD5 sums, as torchvision knows them (the original Zalando release).
-FILES = dict(torchvision.datasets.FashionMNIST.resources)
+# The four files and their MD5 sums, those of torchvision's FashionMNIST.resources (the original Zalando release).
+FILES = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
 # MD5 of the unpacked files (the images themselves), which do not change when an archive is recompressed.
 CONTENT_MD5 = {
     "train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
@@ -180,9 +187,11 @@ def _torchvision_root(source: str, root: str | os.PathLike | None, download: boo
     if not download:
         raise DataError(f"Fashion-MNIST not found (looked in root={root}, ${ENV_VAR}="
                         f"{os.environ.get(ENV_VAR)}, {DEBIAN_DIR}) and download=False. {_HOW_TO_GET}")
+    from torchvision.datasets import FashionMNIST
+
     try:  # the online path, exactly as in torchvision's documentation
-        torchvision.datasets.FashionMNIST(root=target, train=True, download=True)
-        torchvision.datasets.FashionMNIST(root=target, train=False, download=True)
+        FashionMNIST(root=target, train=True, download=True)
+        FashionMNIST(root=target, train=False, download=True)
     except (OSError, RuntimeError) as e:
         raise DataError(f"Fashion-MNIST not found (looked in root={root}, ${ENV_VAR}={os.environ.get(ENV_VAR)}, "
                         f"{DEBIAN_DIR}) and the download into {target} failed; are you offline? "
@@ -194,8 +203,10 @@ def fashion_mnist(train: bool, transform=None, *, source: str = "sample",
                   root: str | os.PathLike | None = None, download: bool = True):
     """One split of Fashion-MNIST as a ``torchvision.datasets.FashionMNIST``: the bundled ``"sample"`` (default) or
     the ``"full"`` data set."""
+    from torchvision.datasets import FashionMNIST
+
     folder = _torchvision_root(source, root, download)
-    ds = torchvision.datasets.FashionMNIST(root=folder, train=train, transform=transform, download=False)
+    ds = FashionMNIST(root=folder, train=train, transform=transform, download=False)
     ds.source = source
     return ds
 
@@ -233,6 +244,8 @@ def load_data_fashion_mnist(batch_size: int, image_size: int | None = None, *, s
         erase: Cutout (:func:`alexnet_lib.augment.erasing`): a square this many pixels of the 28x28 image wide set
             to the background in each training image (0: none).
     """
+    from torchvision import transforms
+
     check_data_args(batch_size, image_size, channels)  # before any file is read
     grey3 = [transforms.Grayscale(num_output_channels=3)] if channels == 3 else []
     resize = [transforms.Resize(image_size, antialias=True)] if image_size and image_size != 28 else []
@@ -293,6 +306,9 @@ def load_tensors(*, source: str = "sample", root: str | os.PathLike | None = Non
 def load_data_cifar10(batch_size: int, image_size: int | None = None, *, root: str | os.PathLike = "~/.cache/alexnet_lib",
                       augment=None, num_workers: int = 4, download: bool = True):
     """CIFAR-10 (50k/10k RGB 32x32) through ``torchvision.datasets.CIFAR10(download=True)``, for readers online."""
+    import torchvision
+    from torchvision import transforms
+
     root = Path(root).expanduser()
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     common = ([transforms.Resize(image_size, antialias=True)] if image_size else []) + [

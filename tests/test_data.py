@@ -31,6 +31,10 @@ def link_real(folder):
     return folder
 
 
+def test_the_four_files_and_their_sums_are_torchvision_s():
+    assert data.FILES == dict(torchvision.datasets.FashionMNIST.resources)
+
+
 def test_sample_loads_through_torchvision(cache):
     train = data.fashion_mnist(True, source="sample")
     test = data.fashion_mnist(False, source="sample")
