@@ -26,12 +26,12 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8, sca
             img = img.detach().float().cpu()
             img = img.squeeze(0) if img.dim() == 3 and img.shape[0] == 1 else img
             img = img.permute(1, 2, 0) if img.dim() == 3 else img
+            img = img.numpy()  # matplotlib wants an array; a tensor's __array__ lacks NumPy 2's copy keyword
         ax.imshow(img, cmap=cmap)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     fig.tight_layout()
     return fig
-
 
 
 def show_augmented(image, name: str | None, n: int = 7, *, seed: int = 0, path: str = "v2", ncols: int = 8,
