@@ -134,7 +134,8 @@ def test_resume_without_a_checkpoint_is_an_error_unless_asked_to_start(tmp_path,
 # --- 3: what an interrupted run says --------------------------------------------------------------------------------
 
 SLOW = ["--model", "lenet", "--device", "cpu", "--train-limit", "5000", "--test-limit", "32", "--batch-size", "16",
-        "--epochs", "3"]  # an epoch of the whole sample takes seconds on one thread: time for a signal to land in it
+        "--epochs", "50"]  # an epoch of the whole sample takes seconds on one thread: time for a signal to land in it;
+# 50 of them take minutes, so every such run ends by the test's signal, never on its own
 
 
 def start(args, cwd: Path, cache: Path) -> subprocess.Popen:
@@ -143,17 +144,23 @@ def start(args, cwd: Path, cache: Path) -> subprocess.Popen:
                             restore_signals=True)
 
 
+def terminate(proc: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM to a run that must still be running; its stdout and stderr once it has ended."""
+    assert proc.poll() is None, f"the run ended (exit code {proc.returncode}) before the signal:\n{proc.communicate()}"
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=120)
+
+
 def test_interrupted_first_epoch_says_nothing_was_saved(tmp_path, shared_cache):
     ckpt, hist = tmp_path / "c.pt", tmp_path / "h.json"
     proc = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
         fakes.wait_for(tmp_path / ".c.pt.lock", proc)  # the run has started (outputs checked and locked)
         time.sleep(0.5)  # loading the data, or in the first epoch: either way before anything could be saved
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        out, err = terminate(proc)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (out, err)
     assert "nothing was saved" in err and "--resume" not in err and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no checkpoint, no history, no lock, no temporary file
 
@@ -163,11 +170,10 @@ def test_interrupted_later_epoch_names_what_is_saved(tmp_path, shared_cache):
     proc = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
         fakes.wait_for(ckpt, proc)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        out, err = terminate(proc)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (out, err)
     assert f"interrupted during epoch 2: epoch 1 saved to {ckpt}" in err and "continue with --resume" in err, err
     assert len(checkpoint.load(ckpt)["history"]["epochs"]) == 1
     assert runs.load_json(hist)["status"] == "interrupted"
