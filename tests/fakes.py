@@ -1,9 +1,10 @@
 """What the fault, reliability and distributed tests share: random 'images' that run the training loop fast on any
-CPU, LeNet with a fault injected into chosen training steps, waiting for a file a running subprocess writes, and the
-command line run in the test's own process."""
+CPU, LeNet with a fault injected into chosen training steps, waiting for a file a running subprocess writes, a signal
+to a subprocess that must still be running, and the command line run in the test's own process."""
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -46,6 +47,14 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         assert proc.poll() is None, f"the run ended before {path} appeared:\n{proc.communicate()[1]}"
         assert time.monotonic() < end, f"no {path} after {timeout} s"
         time.sleep(0.02)
+
+
+def interrupt(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 120) -> tuple[str, str]:
+    """Send ``sig`` to a run that must still be running (else fail, showing what it printed); its stdout and stderr
+    once it has ended."""
+    assert proc.poll() is None, f"the run ended (exit code {proc.returncode}) before the signal:\n{proc.communicate()}"
+    proc.send_signal(sig)
+    return proc.communicate(timeout=timeout)
 
 
 def main_here(argv: list[str], *, cwd: Path, cache: Path) -> subprocess.CompletedProcess:

@@ -144,20 +144,13 @@ def start(args, cwd: Path, cache: Path) -> subprocess.Popen:
                             restore_signals=True)
 
 
-def terminate(proc: subprocess.Popen) -> tuple[str, str]:
-    """SIGTERM to a run that must still be running; its stdout and stderr once it has ended."""
-    assert proc.poll() is None, f"the run ended (exit code {proc.returncode}) before the signal:\n{proc.communicate()}"
-    proc.send_signal(signal.SIGTERM)
-    return proc.communicate(timeout=120)
-
-
 def test_interrupted_first_epoch_says_nothing_was_saved(tmp_path, shared_cache):
     ckpt, hist = tmp_path / "c.pt", tmp_path / "h.json"
     proc = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
         fakes.wait_for(tmp_path / ".c.pt.lock", proc)  # the run has started (outputs checked and locked)
         time.sleep(0.5)  # loading the data, or in the first epoch: either way before anything could be saved
-        out, err = terminate(proc)
+        out, err = fakes.interrupt(proc)
     finally:
         proc.kill()
     assert proc.returncode == 130, (out, err)
@@ -170,7 +163,7 @@ def test_interrupted_later_epoch_names_what_is_saved(tmp_path, shared_cache):
     proc = start([*SLOW, "--checkpoint", ckpt, "--out", hist], tmp_path, shared_cache)
     try:
         fakes.wait_for(ckpt, proc)
-        out, err = terminate(proc)
+        out, err = fakes.interrupt(proc)
     finally:
         proc.kill()
     assert proc.returncode == 130, (out, err)

@@ -264,8 +264,7 @@ def test_killed_run_resumes_with_a_continuous_history(sig, tmp_path):
     try:
         fakes.wait_for(ckpt, proc)
         time.sleep(0.1)  # into the next epoch
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        _, err = fakes.interrupt(proc, sig, timeout=60)
     finally:
         proc.kill()
     assert proc.returncode != 0, "the run finished before the signal came"
